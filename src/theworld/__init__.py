@@ -1,0 +1,1 @@
+"""TheWorld: Gemma 3 fused with a Cosmos-style world model."""
