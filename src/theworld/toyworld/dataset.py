@@ -22,6 +22,8 @@ GHOSTS = 2  # frames t-2 and t-1 must exist so that the image at t shows its mot
 
 @dataclass
 class Example:
+    """A flat record: the image the model sees, the frames a dynamics model should predict, and a Q&A."""
+
     seed: int
     t: int
     image: np.ndarray  # (H, W, 3) uint8, frame t

@@ -39,6 +39,8 @@ MOVING = 0.5  # px/frame: slower components are described as not moving that way
 
 @dataclass(frozen=True)
 class QA:
+    """One question with its closed-vocabulary answer; `kind` and `steps` let evaluation break scores down."""
+
     question: str
     answer: str
     family: str  # "static" (about frame t) or "temporal" (about frame t + steps)

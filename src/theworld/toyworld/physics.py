@@ -12,11 +12,9 @@ import numpy as np
 
 __all__ = [
     "COLOURS",
-    "FLOOR_MARGIN",
-    "GRAVITY",
+    "CONTACT_MARGIN",
     "KINDS",
     "RADII",
-    "RESTITUTION",
     "ShapeState",
     "floor_y",
     "initial_states",
