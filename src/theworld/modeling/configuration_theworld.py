@@ -1,0 +1,96 @@
+"""`TheWorldConfig`: a Gemma 3 config plus the world encoder, dynamics and projector settings."""
+
+from typing import Any
+
+from huggingface_hub.dataclasses import strict
+from transformers import Gemma3Config
+
+__all__ = ["TheWorldConfig"]
+
+# Latent mean/std of 0/1 per channel: the tiny VAEs are trained from scratch with no normalisation statistics.
+_TINY_WAN_VAE = {
+    "base_dim": 16,
+    "z_dim": 8,
+    "dim_mult": [1, 2, 2],
+    "num_res_blocks": 1,
+    "temperal_downsample": [False, True],
+    "latents_mean": [0.0] * 8,
+    "latents_std": [1.0] * 8,
+}
+
+
+@strict
+class TheWorldConfig(Gemma3Config):
+    r"""
+    Gemma 3 with a world model. Every Gemma 3 field keeps its meaning; the world adds:
+
+    enable_world (`bool`): build and use the world parts. False gives exactly Gemma 3.
+    world_encoder_type (`str`): "wan" (`diffusers.AutoencoderKLWan`, Cosmos-Predict2's VAE) or "cosmos"
+        (`diffusers.AutoencoderKLCosmos`).
+    world_encoder_config (`dict`): the diffusers VAE's own config (what its `config.json` holds).
+    world_image_size (`int`): frames are resized to this square size before the VAE.
+    world_pool (`int`): latent pixels per side merged into one world token (space-to-depth).
+    world_projector_hidden_size (`int`): hidden width of the projector MLP; None uses the text hidden size.
+    max_world_steps (`int`): the largest `num_world_steps` the temporal embedding covers.
+    num_world_steps (`int`): the default number of imagined future frames at generation.
+    dynamics_config (`dict`): settings of the dynamics model (see `theworld.modeling.dynamics`).
+    start_of_world_token_id / end_of_world_token_id / world_token_id (`int`): the world special tokens.
+    """
+
+    model_type = "theworld"
+
+    enable_world: bool = True
+    world_encoder_type: str = "wan"
+    world_encoder_config: dict[str, Any] | None = None
+    world_image_size: int = 64
+    world_pool: int = 2
+    world_projector_hidden_size: int | None = None
+    max_world_steps: int = 8
+    num_world_steps: int = 0
+    dynamics_config: dict[str, Any] | None = None
+    start_of_world_token_id: int | None = None
+    end_of_world_token_id: int | None = None
+    world_token_id: int | None = None
+
+    def __post_init__(self, **kwargs):
+        if self.world_encoder_config is None:
+            self.world_encoder_config = dict(_TINY_WAN_VAE)
+        if self.dynamics_config is None:
+            self.dynamics_config = {}
+        super().__post_init__(**kwargs)
+
+    def validate_architecture(self):
+        """Reject impossible world settings at construction, before any weights are built."""
+        super().validate_architecture()
+        if self.world_encoder_type not in ("wan", "cosmos"):
+            raise ValueError(f"world_encoder_type must be 'wan' or 'cosmos', got {self.world_encoder_type!r}")
+        if self.world_pool < 1 or self.max_world_steps < 0 or self.num_world_steps < 0:
+            raise ValueError("world_pool must be >= 1, and max_world_steps and num_world_steps >= 0")
+        if self.num_world_steps > self.max_world_steps:
+            raise ValueError(
+                f"num_world_steps={self.num_world_steps} exceeds max_world_steps={self.max_world_steps}"
+            )
+
+    @property
+    def world_token_ids(self) -> tuple[int, int, int]:
+        """(start_of_world, end_of_world, world soft token) ids; set them before using the world."""
+        ids = (self.start_of_world_token_id, self.end_of_world_token_id, self.world_token_id)
+        if None in ids:
+            raise ValueError(
+                "The world token ids are unset: build the config with TheWorldConfig.from_gemma3"
+            )
+        return ids
+
+    @classmethod
+    def from_gemma3(cls, gemma_config: Gemma3Config, **world_kwargs: Any) -> "TheWorldConfig":
+        """A TheWorld config for a Gemma 3 checkpoint. The world tokens get new ids after the Gemma vocabulary
+        unless `world_kwargs` name them; `TheWorld.from_pretrained` resizes the embeddings to hold them."""
+        fields = gemma_config.to_dict()
+        for key in ("model_type", "transformers_version", "architectures", "auto_map"):
+            fields.pop(key, None)
+        vocab_size = gemma_config.text_config.vocab_size
+        fields.setdefault("start_of_world_token_id", vocab_size)
+        fields.setdefault("end_of_world_token_id", vocab_size + 1)
+        fields.setdefault("world_token_id", vocab_size + 2)
+        fields.update(world_kwargs)
+        return cls(**fields)

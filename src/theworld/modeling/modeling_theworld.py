@@ -1,0 +1,434 @@
+"""`TheWorld`: Gemma 3 (`Gemma3ForConditionalGeneration`) with world tokens.
+
+For every image in the prompt, the world encoder turns the image into latents z_0, the dynamics model imagines
+z_1 ... z_k (`num_world_steps=k`), and the projector turns them into world tokens, inserted just before the
+image as `<start_of_world> w ... w <end_of_world>`. The world tokens attend to each other bidirectionally,
+like image tokens. At generation they are computed once, in the prefill, and the decode steps read them from
+the KV cache: `generate` hands the merged prompt to transformers' `generate` as `inputs_embeds`, and returns
+the user's own prompt ids followed by the new tokens, exactly the shape plain Gemma 3 returns.
+
+With the world off (`enable_world=False`, `skip_world_tokens=True`, or a prompt with no image) every call goes
+straight to `Gemma3ForConditionalGeneration`.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from huggingface_hub import snapshot_download
+from torch import nn
+from transformers import AutoConfig, AutoProcessor, Gemma3ForConditionalGeneration, Gemma3Model
+from transformers.modeling_outputs import ModelOutput
+from transformers.models.gemma3.modeling_gemma3 import Gemma3PreTrainedModel
+
+from theworld.media import load_image
+from theworld.modeling.configuration_theworld import TheWorldConfig
+from theworld.modeling.dynamics import ZeroConv2d, build_dynamics
+from theworld.modeling.names import resolve_model_name
+from theworld.modeling.world_encoder import VAE_CLASSES, WorldEncoder
+from theworld.modeling.world_projector import WorldProjector
+
+__all__ = ["TheWorld"]
+
+_HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision")
+
+
+@dataclass
+class WorldInputs:
+    """A prompt with its world blocks inserted; `text_positions[b, i]` is where token i of row b went."""
+
+    input_ids: torch.LongTensor
+    inputs_embeds: torch.Tensor
+    attention_mask: torch.Tensor
+    token_type_ids: torch.Tensor | None
+    labels: torch.Tensor | None
+    text_positions: torch.LongTensor
+
+
+class TheWorld(Gemma3ForConditionalGeneration):
+    config_class = TheWorldConfig
+
+    def __init__(self, config: TheWorldConfig):
+        # Gemma3ForConditionalGeneration.__init__ calls post_init before we could add the world parts, so build
+        # its two submodules here and initialise everything once.
+        Gemma3PreTrainedModel.__init__(self, config)
+        self.model = Gemma3Model(config)
+        self.lm_head = nn.Linear(config.text_config.hidden_size, config.text_config.vocab_size, bias=False)
+        if config.enable_world:
+            self._build_world_modules()
+        self._processor = None
+        self.post_init()
+
+    def _build_world_modules(self) -> None:
+        config = self.config
+        self.world_encoder = WorldEncoder(
+            config.world_encoder_type, config.world_encoder_config, config.world_image_size
+        )
+        channels = self.world_encoder.latent_channels
+        text_hidden = config.text_config.hidden_size
+        self.dynamics = build_dynamics(channels, config.dynamics_config)
+        self.world_projector = WorldProjector(
+            channels,
+            config.world_pool,
+            config.world_projector_hidden_size or text_hidden,
+            text_hidden,
+            config.max_world_steps,
+        )
+
+    def _init_weights(self, module: nn.Module) -> None:
+        # transformers only calls this for modules it did not load, so only a fresh dynamics starts at zero.
+        if isinstance(module, ZeroConv2d):
+            module.reset_parameters()
+        else:
+            super()._init_weights(module)
+
+    # ----------------------------------------------------------------------------------------------- world
+    @property
+    def tokens_per_world_step(self) -> int:
+        return self.world_projector.tokens_per_frame(self.world_encoder.latent_size)
+
+    def _world_steps(
+        self, num_world_steps: int | None, skip_world_tokens: bool, has_image: bool
+    ) -> int | None:
+        """The number of imagined frames for this call, or None when the call is plain Gemma 3."""
+        if num_world_steps is not None:
+            if num_world_steps < 0:
+                raise ValueError(f"num_world_steps must be 0 or more, got {num_world_steps}")
+            if num_world_steps > 0 and not self.config.enable_world:
+                raise ValueError(
+                    f"num_world_steps={num_world_steps} needs the world model, but this model was loaded with "
+                    "enable_world=False; load it with enable_world=True"
+                )
+            if num_world_steps > self.config.max_world_steps:
+                raise ValueError(
+                    f"num_world_steps={num_world_steps} exceeds this model's max_world_steps="
+                    f"{self.config.max_world_steps}; ask for at most {self.config.max_world_steps}"
+                )
+            if num_world_steps > 0 and not has_image and not skip_world_tokens:
+                raise ValueError(
+                    f"num_world_steps={num_world_steps} imagines the future of an image, but the prompt has none; "
+                    "add an image to the conversation or use num_world_steps=0"
+                )
+        if skip_world_tokens or not self.config.enable_world or not has_image:
+            return None
+        return self.config.num_world_steps if num_world_steps is None else num_world_steps
+
+    def imagine(self, pixel_values: torch.Tensor, num_world_steps: int) -> torch.Tensor:
+        """Latents of each image and of its imagined future: (N, 3, H, W) -> (N, 1 + k, C, h, w)."""
+        latents = self.world_encoder.encode(pixel_values.unsqueeze(1))
+        if num_world_steps == 0:
+            return latents
+        return torch.cat([latents, self.dynamics.rollout(latents, num_world_steps)], dim=1)
+
+    def encode_world(self, pixel_values: torch.Tensor, num_world_steps: int) -> torch.Tensor:
+        """World token embeddings for each image: (N, (1 + k) * tokens_per_world_step, hidden)."""
+        return self.world_projector(self.imagine(pixel_values, num_world_steps))
+
+    def _embed_text_and_images(self, input_ids: torch.LongTensor, pixel_values: torch.Tensor) -> torch.Tensor:
+        """The embeddings Gemma3Model.forward builds: scaled token embeddings with image features scattered in."""
+        image_token_id = self.config.image_token_id
+        embed_ids = input_ids
+        if (
+            image_token_id >= self.model.vocab_size
+        ):  # out-of-vocabulary placeholder, as Gemma3Model handles it
+            embed_ids = input_ids.masked_fill(input_ids == image_token_id, 0)
+        embeds = self.get_input_embeddings()(embed_ids)
+        features = self.model.get_image_features(pixel_values, return_dict=True).pooler_output
+        image_mask = (input_ids == image_token_id).unsqueeze(-1)
+        if image_mask.sum() * embeds.shape[-1] != features.numel():
+            raise ValueError(
+                f"The prompt has {int(image_mask.sum())} image tokens but the images give {features.shape[:2]} "
+                "features; build the inputs with this model's processor"
+            )
+        return embeds.masked_scatter(image_mask, features.to(embeds.dtype))
+
+    def build_world_inputs(
+        self,
+        input_ids: torch.LongTensor,
+        pixel_values: torch.Tensor,
+        num_world_steps: int,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+    ) -> WorldInputs:
+        """Insert a world block before every `<start_of_image>` and embed the whole prompt.
+
+        Rows keep their padding side: a right-padded batch (training) stays right-padded, otherwise rows are
+        left-padded to the longest, as generation needs.
+        """
+        if input_ids is None:
+            raise ValueError(
+                "World-aware calls need input_ids (the world tokens are placed by token position)"
+            )
+        pixel_values = pixel_values.to(self.dtype)
+        sow, eow, world_id = self.config.world_token_ids
+        world_embeds = self.encode_world(pixel_values, num_world_steps)
+        block = world_embeds.shape[1] + 2
+        batch, length = input_ids.shape
+        device = input_ids.device
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+
+        is_boi = input_ids == self.config.boi_token_id
+        images_per_row = is_boi.sum(1)
+        if int(images_per_row.sum()) != world_embeds.shape[0]:
+            raise ValueError(
+                f"The prompt has {int(images_per_row.sum())} <start_of_image> tokens for {world_embeds.shape[0]} "
+                "images; build the inputs with this model's processor"
+            )
+        new_lengths = length + images_per_row * block
+        total = int(new_lengths.max())
+        right_padded = bool((attention_mask[:, -1] == 0).any())
+        row_offset = torch.zeros_like(new_lengths) if right_padded else total - new_lengths
+        text_positions = torch.arange(length, device=device) + is_boi.cumsum(1) * block + row_offset[:, None]
+
+        pad_id = self.config.text_config.pad_token_id or 0
+        ids = torch.full((batch, total), pad_id, dtype=input_ids.dtype, device=device)
+        ids.scatter_(1, text_positions, input_ids)
+        mask = torch.zeros((batch, total), dtype=attention_mask.dtype, device=device)
+        mask.scatter_(1, text_positions, attention_mask)
+
+        image_rows, image_cols = is_boi.nonzero(as_tuple=True)  # row-major: the order pixel_values come in
+        block_positions = (
+            text_positions[image_rows, image_cols][:, None] - block + torch.arange(block, device=device)
+        )
+        block_rows = image_rows[:, None].expand_as(block_positions)
+        block_ids = torch.full((block,), world_id, dtype=ids.dtype, device=device)
+        block_ids[0], block_ids[-1] = sow, eow
+        ids[block_rows, block_positions] = block_ids
+        mask[block_rows, block_positions] = 1
+
+        embeds = self._embed_text_and_images(ids, pixel_values)
+        embeds[block_rows[:, 1:-1], block_positions[:, 1:-1]] = world_embeds.to(embeds.dtype)
+
+        new_token_type_ids = None
+        if token_type_ids is not None:
+            new_token_type_ids = torch.zeros((batch, total), dtype=token_type_ids.dtype, device=device)
+            new_token_type_ids.scatter_(1, text_positions, token_type_ids)
+            new_token_type_ids[block_rows[:, 1:-1], block_positions[:, 1:-1]] = (
+                1  # bidirectional, like images
+            )
+        new_labels = None
+        if labels is not None:
+            new_labels = torch.full((batch, total), -100, dtype=labels.dtype, device=device)
+            new_labels.scatter_(1, text_positions, labels)
+        return WorldInputs(ids, embeds, mask, new_token_type_ids, new_labels, text_positions)
+
+    # ------------------------------------------------------------------------------------------ forward
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        past_key_values=None,
+        token_type_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        num_world_steps: int | None = None,
+        skip_world_tokens: bool = False,
+        **kwargs,
+    ):
+        """Gemma 3's forward; with the world on, the logits (and loss) are for the caller's own tokens: the
+        world positions are dropped from the output, so `logits[:, i]` always follows `input_ids[:, i]`."""
+        prefilled = inputs_embeds is not None or (
+            past_key_values is not None and past_key_values.get_seq_length()
+        )
+        steps = (
+            None
+            if prefilled
+            else self._world_steps(num_world_steps, skip_world_tokens, pixel_values is not None)
+        )
+        if steps is None:
+            return super().forward(
+                input_ids=input_ids,
+                pixel_values=pixel_values,
+                attention_mask=attention_mask,
+                position_ids=position_ids,
+                past_key_values=past_key_values,
+                token_type_ids=token_type_ids,
+                inputs_embeds=inputs_embeds,
+                labels=labels,
+                **kwargs,
+            )
+        kwargs.pop("logits_to_keep", None)  # the output is gathered back to the caller's positions instead
+        world = self.build_world_inputs(input_ids, pixel_values, steps, attention_mask, token_type_ids)
+        outputs = super().forward(
+            inputs_embeds=world.inputs_embeds,
+            attention_mask=world.attention_mask,
+            token_type_ids=world.token_type_ids,
+            past_key_values=past_key_values,
+            **kwargs,
+        )
+        index = world.text_positions.unsqueeze(-1).expand(-1, -1, outputs.logits.shape[-1])
+        outputs.logits = outputs.logits.gather(1, index)
+        if labels is not None:
+            outputs.loss = self.loss_function(
+                logits=outputs.logits, labels=labels, vocab_size=self.config.text_config.vocab_size
+            )
+        return outputs
+
+    # --------------------------------------------------------------------------------------- generation
+    def prepare_inputs_for_generation(
+        self, input_ids, past_key_values=None, inputs_embeds=None, is_first_iteration=False, **kwargs
+    ):
+        # Naming inputs_embeds here is what lets transformers' generate accept the merged world prompt.
+        return super().prepare_inputs_for_generation(
+            input_ids,
+            past_key_values=past_key_values,
+            inputs_embeds=inputs_embeds,
+            is_first_iteration=is_first_iteration,
+            **kwargs,
+        )
+
+    @torch.no_grad()
+    def generate(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        num_world_steps: int | None = None,
+        skip_world_tokens: bool = False,
+        **kwargs,
+    ):
+        """transformers' `generate`, plus `num_world_steps` (imagined future frames per image, default
+        `config.num_world_steps`) and `skip_world_tokens` (the plain Gemma 3 ablation). Every decoding mode of
+        `generate` works; the output starts with the caller's `input_ids`, as in Gemma 3."""
+        steps = self._world_steps(num_world_steps, skip_world_tokens, pixel_values is not None)
+        if steps is None:
+            if self.config.enable_world:
+                kwargs["skip_world_tokens"] = True
+            return super().generate(
+                input_ids=input_ids,
+                pixel_values=pixel_values,
+                attention_mask=attention_mask,
+                token_type_ids=token_type_ids,
+                **kwargs,
+            )
+        world = self.build_world_inputs(input_ids, pixel_values, steps, attention_mask, token_type_ids)
+        output = super().generate(
+            input_ids=world.input_ids,
+            inputs_embeds=world.inputs_embeds,
+            attention_mask=world.attention_mask,
+            token_type_ids=world.token_type_ids,
+            **kwargs,
+        )
+        return _replace_prompt(output, input_ids, world.input_ids.shape[1])
+
+    @property
+    def processor(self):
+        """The processor saved with this checkpoint, loaded on first use."""
+        if self._processor is None:
+            self._processor = AutoProcessor.from_pretrained(self.name_or_path)
+        return self._processor
+
+    @processor.setter
+    def processor(self, processor) -> None:
+        self._processor = processor
+
+    def ask(self, image, prompt: str, num_world_steps: int | None = None, **generation_kwargs) -> str:
+        """Answer `prompt` about one image (a path, a PIL image or an HxWx3 uint8 array)."""
+        messages = [
+            {
+                "role": "user",
+                "content": [{"type": "image", "image": load_image(image)}, {"type": "text", "text": prompt}],
+            }
+        ]
+        inputs = self.processor.apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
+        ).to(self.device)
+        generation_kwargs.setdefault("max_new_tokens", 32)
+        output = self.generate(**inputs, num_world_steps=num_world_steps, **generation_kwargs)
+        new_tokens = output[0, inputs["input_ids"].shape[1] :]
+        return self.processor.decode(new_tokens, skip_special_tokens=True).strip()
+
+    # ------------------------------------------------------------------------------------------ loading
+    @classmethod
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path: str | Path,
+        *model_args,
+        enable_world: bool | None = None,
+        cosmos_model_name: str | None = None,
+        cosmos_subfolder: str | None = "vae",
+        world_encoder_type: str = "wan",
+        config: TheWorldConfig | None = None,
+        **kwargs,
+    ) -> "TheWorld":
+        """Load (a) a saved TheWorld, or (b) a Gemma 3 checkpoint with fresh world parts (and the VAE weights
+        of `cosmos_model_name` when given), from a local folder or a Hub id (cache, HF_HUB_OFFLINE, token)."""
+        path = resolve_model_name(pretrained_model_name_or_path)
+        hub_kwargs = {key: kwargs[key] for key in _HUB_KWARGS if key in kwargs}
+        if config is None:
+            config = AutoConfig.from_pretrained(path, subfolder=kwargs.get("subfolder", ""), **hub_kwargs)
+        new_world = False
+        if isinstance(config, TheWorldConfig):
+            if enable_world is not None:
+                config.enable_world = enable_world
+        elif config.model_type == "gemma3":
+            world = {"enable_world": True if enable_world is None else enable_world}
+            if cosmos_model_name is not None:
+                world["world_encoder_type"] = world_encoder_type
+                world["world_encoder_config"] = _vae_config(
+                    world_encoder_type, cosmos_model_name, cosmos_subfolder, hub_kwargs
+                )
+            config = TheWorldConfig.from_gemma3(config, **world)
+            new_world = config.enable_world
+        else:
+            raise ValueError(
+                f"{path} holds a {config.model_type!r} model; TheWorld loads Gemma 3 ('gemma3') and TheWorld "
+                "('theworld') checkpoints"
+            )
+        model = super().from_pretrained(path, *model_args, config=config, **kwargs)
+        if new_world:
+            model._attach_new_world(cosmos_model_name, cosmos_subfolder, hub_kwargs)
+        return model
+
+    def _attach_new_world(
+        self, cosmos_model_name: str | None, cosmos_subfolder: str | None, hub_kwargs: dict
+    ):
+        """Fresh world parts for a Gemma 3 checkpoint: room for the world tokens, new modules, Cosmos VAE weights."""
+        vocab_size = max(self.config.world_token_ids) + 1
+        if vocab_size > self.config.text_config.vocab_size:
+            self.resize_token_embeddings(vocab_size, mean_resizing=False)
+        reference = self.lm_head.weight
+        self._build_world_modules()
+        for name in ("world_encoder", "dynamics", "world_projector"):
+            module = getattr(self, name)
+            module.apply(self._init_weights)
+            module.to(device=reference.device, dtype=reference.dtype)
+        if cosmos_model_name is not None:
+            vae_class = type(self.world_encoder.vae)
+            vae = vae_class.from_pretrained(cosmos_model_name, subfolder=cosmos_subfolder, **hub_kwargs)
+            self.world_encoder.vae.load_state_dict(vae.state_dict())
+
+    @classmethod
+    def from_checkpoint_hub(cls, repo_id: str, checkpoint_name: str | None = None, **kwargs) -> "TheWorld":
+        """Load a training checkpoint folder (e.g. "checkpoint-1000") stored inside a Hub repo."""
+        hub_kwargs = {key: kwargs.pop(key) for key in _HUB_KWARGS if key in kwargs}
+        hub_kwargs.pop("force_download", None)
+        patterns = [f"{checkpoint_name}/*"] if checkpoint_name else None
+        local = Path(snapshot_download(repo_id, allow_patterns=patterns, **hub_kwargs))
+        folder = local / checkpoint_name if checkpoint_name else local
+        if not (folder / "config.json").is_file():
+            raise FileNotFoundError(
+                f"{repo_id} has no checkpoint {checkpoint_name!r} (no {folder.name}/config.json)"
+            )
+        return cls.from_pretrained(folder, **kwargs)
+
+
+def _vae_config(encoder_type: str, name: str, subfolder: str | None, hub_kwargs: dict) -> dict:
+    config = dict(VAE_CLASSES[encoder_type].load_config(name, subfolder=subfolder, **hub_kwargs))
+    return {key: value for key, value in config.items() if not key.startswith("_")}
+
+
+def _replace_prompt(output, input_ids: torch.LongTensor, merged_length: int):
+    """Swap the merged world prompt at the head of generate's output for the caller's own prompt ids."""
+    sequences = output.sequences if isinstance(output, ModelOutput) else output
+    prompt = input_ids.repeat_interleave(sequences.shape[0] // input_ids.shape[0], dim=0)
+    sequences = torch.cat([prompt, sequences[:, merged_length:]], dim=1)
+    if isinstance(output, ModelOutput):
+        output.sequences = sequences
+        return output
+    return sequences

@@ -1,0 +1,112 @@
+"""Named TheWorld configurations, litgpt style: `config_from_name(name, tokenizer, **overrides)`.
+
+Presets set sizes only; the token ids come from the tokenizer the model will be used with.
+"""
+
+from typing import Any
+
+from transformers import PreTrainedTokenizerBase
+
+from theworld.modeling.configuration_theworld import TheWorldConfig
+
+__all__ = ["PRESETS", "config_from_name"]
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # A few hundred thousand parameters: what the tests build and save in a second.
+    "test": {
+        "text": {
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "head_dim": 16,
+        },
+        "vision": {
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "image_size": 32,
+            "patch_size": 8,
+        },
+        "mm_tokens_per_image": 4,
+        "world": {
+            "world_image_size": 32,
+            "world_pool": 2,
+            "dynamics_config": {"hidden_channels": 16, "num_blocks": 1},
+        },
+    },
+    # About 100M parameters: the benchmark's "real-size on CPU" point.
+    "100m": {
+        "text": {
+            "hidden_size": 640,
+            "intermediate_size": 2048,
+            "num_hidden_layers": 12,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 1,
+            "head_dim": 256,
+        },
+        "vision": {
+            "hidden_size": 384,
+            "intermediate_size": 1536,
+            "num_hidden_layers": 6,
+            "num_attention_heads": 6,
+            "image_size": 224,
+            "patch_size": 14,
+        },
+        "mm_tokens_per_image": 64,
+        "world": {
+            "world_image_size": 128,
+            "world_pool": 4,
+            "world_encoder_config": {
+                "base_dim": 32,
+                "z_dim": 16,
+                "dim_mult": [1, 2, 4, 4],
+                "num_res_blocks": 1,
+                "temperal_downsample": [False, True, True],
+                "latents_mean": [0.0] * 16,
+                "latents_std": [1.0] * 16,
+            },
+            "dynamics_config": {"hidden_channels": 128, "num_blocks": 3},
+        },
+    },
+}
+
+
+def config_from_name(name: str, tokenizer: PreTrainedTokenizerBase, **overrides: Any) -> TheWorldConfig:
+    """A TheWorldConfig of preset `name` whose vocabulary and special tokens are `tokenizer`'s."""
+    if name not in PRESETS:
+        raise ValueError(f"Unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+    preset = PRESETS[name]
+    layers = preset["text"]["num_hidden_layers"]
+    text = dict(
+        preset["text"],
+        vocab_size=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        query_pre_attn_scalar=preset["text"]["head_dim"],
+        sliding_window=512,
+        max_position_embeddings=4096,
+        # Gemma 3's 5 local : 1 global pattern, ending on a global layer.
+        layer_types=[
+            "full_attention" if (i + 1) % 6 == 0 or i == layers - 1 else "sliding_attention"
+            for i in range(layers)
+        ],
+    )
+    vision = dict(preset["vision"], model_type="siglip_vision_model")
+    fields: dict[str, Any] = dict(
+        text_config=text,
+        vision_config=vision,
+        mm_tokens_per_image=preset["mm_tokens_per_image"],
+        boi_token_index=tokenizer.boi_token_id,
+        eoi_token_index=tokenizer.eoi_token_id,
+        image_token_index=tokenizer.image_token_id,
+        start_of_world_token_id=tokenizer.convert_tokens_to_ids("<start_of_world>"),
+        end_of_world_token_id=tokenizer.convert_tokens_to_ids("<end_of_world>"),
+        world_token_id=tokenizer.convert_tokens_to_ids("<world_soft_token>"),
+        **preset["world"],
+    )
+    fields.update(overrides)
+    return TheWorldConfig(**fields)
