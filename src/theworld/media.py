@@ -27,6 +27,4 @@ def load_image(source: "str | Path | Image.Image | np.ndarray") -> Image.Image:
         with Image.open(path) as image:
             return image.convert("RGB")
     except (UnidentifiedImageError, OSError) as error:
-        raise MediaError(
-            f"Cannot read image {path}: {error}. Pass a PNG, JPEG or other image file."
-        ) from None
+        raise MediaError(f"Cannot read image {path}: {error}. Pass a PNG, JPEG or other image file.") from None

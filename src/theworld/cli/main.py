@@ -2,9 +2,17 @@
 
 import typer
 
+from theworld.cli.ask import ask
+from theworld.cli.evaluate import evaluate
+from theworld.cli.train import train
+
 app = typer.Typer(
     name="theworld",
     help="World-aware multimodal inference: ask, chat, generate worlds, train and evaluate.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    add_completion=False,
 )
+app.command("ask")(ask)
+app.command("train")(train)
+app.command("eval")(evaluate)

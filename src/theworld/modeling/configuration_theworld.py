@@ -67,18 +67,14 @@ class TheWorldConfig(Gemma3Config):
         if self.world_pool < 1 or self.max_world_steps < 0 or self.num_world_steps < 0:
             raise ValueError("world_pool must be >= 1, and max_world_steps and num_world_steps >= 0")
         if self.num_world_steps > self.max_world_steps:
-            raise ValueError(
-                f"num_world_steps={self.num_world_steps} exceeds max_world_steps={self.max_world_steps}"
-            )
+            raise ValueError(f"num_world_steps={self.num_world_steps} exceeds max_world_steps={self.max_world_steps}")
 
     @property
     def world_token_ids(self) -> tuple[int, int, int]:
         """(start_of_world, end_of_world, world soft token) ids; set them before using the world."""
         ids = (self.start_of_world_token_id, self.end_of_world_token_id, self.world_token_id)
         if None in ids:
-            raise ValueError(
-                "The world token ids are unset: build the config with TheWorldConfig.from_gemma3"
-            )
+            raise ValueError("The world token ids are unset: build the config with TheWorldConfig.from_gemma3")
         return ids
 
     @classmethod

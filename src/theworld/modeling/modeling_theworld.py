@@ -87,9 +87,7 @@ class TheWorld(Gemma3ForConditionalGeneration):
     def tokens_per_world_step(self) -> int:
         return self.world_projector.tokens_per_frame(self.world_encoder.latent_size)
 
-    def _world_steps(
-        self, num_world_steps: int | None, skip_world_tokens: bool, has_image: bool
-    ) -> int | None:
+    def _world_steps(self, num_world_steps: int | None, skip_world_tokens: bool, has_image: bool) -> int | None:
         """The number of imagined frames for this call, or None when the call is plain Gemma 3."""
         if num_world_steps is not None:
             if num_world_steps < 0:
@@ -120,6 +118,15 @@ class TheWorld(Gemma3ForConditionalGeneration):
             return latents
         return torch.cat([latents, self.dynamics.rollout(latents, num_world_steps)], dim=1)
 
+    @torch.no_grad()
+    def imagine_frames(self, image, num_world_steps: int | None = None) -> torch.Tensor:
+        """The decoded current frame and imagined future of one image: (1 + k, 3, H, W) in [-1, 1]."""
+        steps = self.config.num_world_steps if num_world_steps is None else num_world_steps
+        self._world_steps(steps, skip_world_tokens=False, has_image=True)  # the same checks as generate
+        pixel_values = self.processor.image_processor(images=[load_image(image)], return_tensors="pt")["pixel_values"]
+        latents = self.imagine(pixel_values.to(self.device, self.dtype), steps)
+        return self.world_encoder.decode(latents)[0]
+
     def encode_world(self, pixel_values: torch.Tensor, num_world_steps: int) -> torch.Tensor:
         """World token embeddings for each image: (N, (1 + k) * tokens_per_world_step, hidden)."""
         return self.world_projector(self.imagine(pixel_values, num_world_steps))
@@ -128,9 +135,7 @@ class TheWorld(Gemma3ForConditionalGeneration):
         """The embeddings Gemma3Model.forward builds: scaled token embeddings with image features scattered in."""
         image_token_id = self.config.image_token_id
         embed_ids = input_ids
-        if (
-            image_token_id >= self.model.vocab_size
-        ):  # out-of-vocabulary placeholder, as Gemma3Model handles it
+        if image_token_id >= self.model.vocab_size:  # out-of-vocabulary placeholder, as Gemma3Model handles it
             embed_ids = input_ids.masked_fill(input_ids == image_token_id, 0)
         embeds = self.get_input_embeddings()(embed_ids)
         features = self.model.get_image_features(pixel_values, return_dict=True).pooler_output
@@ -150,19 +155,22 @@ class TheWorld(Gemma3ForConditionalGeneration):
         attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        world_latents: torch.Tensor | None = None,
     ) -> WorldInputs:
         """Insert a world block before every `<start_of_image>` and embed the whole prompt.
 
-        Rows keep their padding side: a right-padded batch (training) stays right-padded, otherwise rows are
-        left-padded to the longest, as generation needs.
+        `world_latents` (N, 1 + k, C, h, w), when given, replace encoding and imagining from `pixel_values`
+        (training caches them). Rows keep their padding side: a right-padded batch (training) stays
+        right-padded, otherwise rows are left-padded to the longest, as generation needs.
         """
         if input_ids is None:
-            raise ValueError(
-                "World-aware calls need input_ids (the world tokens are placed by token position)"
-            )
+            raise ValueError("World-aware calls need input_ids (the world tokens are placed by token position)")
         pixel_values = pixel_values.to(self.dtype)
         sow, eow, world_id = self.config.world_token_ids
-        world_embeds = self.encode_world(pixel_values, num_world_steps)
+        if world_latents is None:
+            world_embeds = self.encode_world(pixel_values, num_world_steps)
+        else:
+            world_embeds = self.world_projector(world_latents[:, : num_world_steps + 1].to(self.dtype))
         block = world_embeds.shape[1] + 2
         batch, length = input_ids.shape
         device = input_ids.device
@@ -189,9 +197,7 @@ class TheWorld(Gemma3ForConditionalGeneration):
         mask.scatter_(1, text_positions, attention_mask)
 
         image_rows, image_cols = is_boi.nonzero(as_tuple=True)  # row-major: the order pixel_values come in
-        block_positions = (
-            text_positions[image_rows, image_cols][:, None] - block + torch.arange(block, device=device)
-        )
+        block_positions = text_positions[image_rows, image_cols][:, None] - block + torch.arange(block, device=device)
         block_rows = image_rows[:, None].expand_as(block_positions)
         block_ids = torch.full((block,), world_id, dtype=ids.dtype, device=device)
         block_ids[0], block_ids[-1] = sow, eow
@@ -205,9 +211,7 @@ class TheWorld(Gemma3ForConditionalGeneration):
         if token_type_ids is not None:
             new_token_type_ids = torch.zeros((batch, total), dtype=token_type_ids.dtype, device=device)
             new_token_type_ids.scatter_(1, text_positions, token_type_ids)
-            new_token_type_ids[block_rows[:, 1:-1], block_positions[:, 1:-1]] = (
-                1  # bidirectional, like images
-            )
+            new_token_type_ids[block_rows[:, 1:-1], block_positions[:, 1:-1]] = 1  # bidirectional, like images
         new_labels = None
         if labels is not None:
             new_labels = torch.full((batch, total), -100, dtype=labels.dtype, device=device)
@@ -227,18 +231,15 @@ class TheWorld(Gemma3ForConditionalGeneration):
         labels: torch.LongTensor | None = None,
         num_world_steps: int | None = None,
         skip_world_tokens: bool = False,
+        world_latents: torch.Tensor | None = None,
         **kwargs,
     ):
         """Gemma 3's forward; with the world on, the logits (and loss) are for the caller's own tokens: the
-        world positions are dropped from the output, so `logits[:, i]` always follows `input_ids[:, i]`."""
-        prefilled = inputs_embeds is not None or (
-            past_key_values is not None and past_key_values.get_seq_length()
-        )
-        steps = (
-            None
-            if prefilled
-            else self._world_steps(num_world_steps, skip_world_tokens, pixel_values is not None)
-        )
+        world positions are dropped from the output, so `logits[:, i]` always follows `input_ids[:, i]`.
+        `world_latents` may carry precomputed latents of the current and imagined frames (see
+        `build_world_inputs`)."""
+        prefilled = inputs_embeds is not None or (past_key_values is not None and past_key_values.get_seq_length())
+        steps = None if prefilled else self._world_steps(num_world_steps, skip_world_tokens, pixel_values is not None)
         if steps is None:
             return super().forward(
                 input_ids=input_ids,
@@ -252,7 +253,9 @@ class TheWorld(Gemma3ForConditionalGeneration):
                 **kwargs,
             )
         kwargs.pop("logits_to_keep", None)  # the output is gathered back to the caller's positions instead
-        world = self.build_world_inputs(input_ids, pixel_values, steps, attention_mask, token_type_ids)
+        world = self.build_world_inputs(
+            input_ids, pixel_values, steps, attention_mask, token_type_ids, world_latents=world_latents
+        )
         outputs = super().forward(
             inputs_embeds=world.inputs_embeds,
             attention_mask=world.attention_mask,
@@ -385,9 +388,7 @@ class TheWorld(Gemma3ForConditionalGeneration):
             model._attach_new_world(cosmos_model_name, cosmos_subfolder, hub_kwargs)
         return model
 
-    def _attach_new_world(
-        self, cosmos_model_name: str | None, cosmos_subfolder: str | None, hub_kwargs: dict
-    ):
+    def _attach_new_world(self, cosmos_model_name: str | None, cosmos_subfolder: str | None, hub_kwargs: dict):
         """Fresh world parts for a Gemma 3 checkpoint: room for the world tokens, new modules, Cosmos VAE weights."""
         vocab_size = max(self.config.world_token_ids) + 1
         if vocab_size > self.config.text_config.vocab_size:
@@ -412,9 +413,7 @@ class TheWorld(Gemma3ForConditionalGeneration):
         local = Path(snapshot_download(repo_id, allow_patterns=patterns, **hub_kwargs))
         folder = local / checkpoint_name if checkpoint_name else local
         if not (folder / "config.json").is_file():
-            raise FileNotFoundError(
-                f"{repo_id} has no checkpoint {checkpoint_name!r} (no {folder.name}/config.json)"
-            )
+            raise FileNotFoundError(f"{repo_id} has no checkpoint {checkpoint_name!r} (no {folder.name}/config.json)")
         return cls.from_pretrained(folder, **kwargs)
 
 

@@ -37,6 +37,42 @@ PRESETS: dict[str, dict[str, Any]] = {
             "dynamics_config": {"hidden_channels": 16, "num_blocks": 1},
         },
     },
+    # The shipped default, trained from scratch on ToyWorld by theworld.training (64x64 frames).
+    "theworld-tiny": {
+        "text": {
+            "hidden_size": 128,
+            "intermediate_size": 512,
+            "num_hidden_layers": 4,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "head_dim": 32,
+        },
+        "vision": {
+            "hidden_size": 128,
+            "intermediate_size": 256,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "image_size": 64,
+            "patch_size": 8,
+        },
+        "mm_tokens_per_image": 16,
+        "world": {
+            "world_image_size": 64,
+            "world_pool": 8,  # 2x2 world tokens per frame, each a quadrant; space-to-depth keeps every value
+            "num_world_steps": 4,
+            "max_world_steps": 4,
+            "world_encoder_config": {
+                "base_dim": 8,
+                "z_dim": 8,
+                "dim_mult": [1, 2, 2],
+                "num_res_blocks": 1,
+                "temperal_downsample": [False, True],
+                "latents_mean": [0.0] * 8,
+                "latents_std": [1.0] * 8,
+            },
+            "dynamics_config": {"hidden_channels": 64, "num_blocks": 2, "downsample": True},
+        },
+    },
     # About 100M parameters: the benchmark's "real-size on CPU" point.
     "100m": {
         "text": {
@@ -91,8 +127,7 @@ def config_from_name(name: str, tokenizer: PreTrainedTokenizerBase, **overrides:
         max_position_embeddings=4096,
         # Gemma 3's 5 local : 1 global pattern, ending on a global layer.
         layer_types=[
-            "full_attention" if (i + 1) % 6 == 0 or i == layers - 1 else "sliding_attention"
-            for i in range(layers)
+            "full_attention" if (i + 1) % 6 == 0 or i == layers - 1 else "sliding_attention" for i in range(layers)
         ],
     )
     vision = dict(preset["vision"], model_type="siglip_vision_model")

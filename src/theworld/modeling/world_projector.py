@@ -14,9 +14,7 @@ class WorldProjector(nn.Module):
     information, only width.
     """
 
-    def __init__(
-        self, latent_channels: int, pool: int, hidden_size: int, text_hidden_size: int, max_steps: int
-    ):
+    def __init__(self, latent_channels: int, pool: int, hidden_size: int, text_hidden_size: int, max_steps: int):
         super().__init__()
         self.pool = pool
         in_features = latent_channels * pool * pool

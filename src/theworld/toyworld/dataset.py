@@ -69,9 +69,7 @@ def make_examples(
             candidates = pool[t]
             if not candidates:
                 continue
-            qa = min(
-                candidates, key=lambda q: (given[q.kind, q.answer] * len(ANSWER_VOCAB[q.kind]), asked[q.kind])
-            )
+            qa = min(candidates, key=lambda q: (given[q.kind, q.answer] * len(ANSWER_VOCAB[q.kind]), asked[q.kind]))
             candidates.remove(qa)
             asked[qa.kind] += 1
             given[qa.kind, qa.answer] += 1

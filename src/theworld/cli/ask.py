@@ -1,0 +1,38 @@
+"""`theworld ask IMAGE QUESTION`: one answer about one image, with the imagined future first."""
+
+from pathlib import Path
+
+import typer
+
+from theworld.cli.common import console, load_model, set_threads, user_errors
+
+__all__ = ["ask"]
+
+
+def ask(
+    image: Path = typer.Argument(..., help="The image to ask about (PNG, JPEG, ...)."),
+    question: str = typer.Argument(..., help="The question, e.g. 'where will the red shape be after 2 steps?'"),
+    model: str = typer.Option("theworld-tiny", help="Checkpoint folder, Hub id, or 'theworld-tiny'."),
+    world_steps: int | None = typer.Option(None, help="Future frames to imagine first (default: the model's)."),
+    save_world: Path | None = typer.Option(None, help="Write the imagined frames as PATH.png (strip) and PATH.gif."),
+    max_new_tokens: int = typer.Option(16, min=1),
+    temperature: float | None = typer.Option(None, min=0.0, help="Sample with this temperature (default greedy)."),
+    top_p: float | None = typer.Option(None, min=0.0, max=1.0),
+    num_beams: int = typer.Option(1, min=1),
+    threads: int | None = typer.Option(None, help="PyTorch CPU threads."),
+) -> None:
+    """Answer a question about an image; the world model imagines the scene's future first."""
+    set_threads(threads)
+    with user_errors():
+        world = load_model(model)
+        sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature else {}
+        answer = world.ask(
+            image, question, num_world_steps=world_steps, max_new_tokens=max_new_tokens, num_beams=num_beams, **sampling
+        )
+        if save_world is not None:
+            from theworld.training.data import to_uint8
+            from theworld.visualize import save_strip_and_gif
+
+            png, gif = save_strip_and_gif(to_uint8(world.imagine_frames(image, world_steps)), save_world)
+            console.print(f"imagined world saved to {png} and {gif}")
+    print(answer)

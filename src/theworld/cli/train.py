@@ -1,0 +1,30 @@
+"""`theworld train STAGE`: the recipes that build TheWorld-tiny on CPU."""
+
+from pathlib import Path
+
+import typer
+
+from theworld.cli.common import fail, set_threads, user_errors
+
+__all__ = ["train"]
+
+
+def train(
+    stage: str = typer.Argument("all", help="all | vae | dynamics | language"),
+    output_dir: Path = typer.Option(Path("runs/theworld-tiny"), help="The checkpoint folder the stages build."),
+    settings: str = typer.Option("full", help="full (the shipped model) | smoke (a few steps, for tests)."),
+    threads: int | None = typer.Option(1, help="PyTorch CPU threads (1 is fastest on 2-core machines)."),
+) -> None:
+    """Train the tiny default model from scratch on ToyWorld: tokenizer, VAE, dynamics, then language."""
+    from theworld.training.recipe import SETTINGS, STAGES, run_stage, train_all
+
+    set_threads(threads)
+    if settings not in SETTINGS:
+        fail(f"Unknown settings {settings!r}; choose one of {', '.join(SETTINGS)}")
+    if stage != "all" and stage not in STAGES:
+        fail(f"Unknown stage {stage!r}; choose one of all, {', '.join(STAGES)}")
+    with user_errors():
+        if stage == "all":
+            train_all(output_dir, SETTINGS[settings])
+        else:
+            run_stage(stage, output_dir, SETTINGS[settings])

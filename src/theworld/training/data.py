@@ -1,0 +1,24 @@
+"""ToyWorld as tensors: clips for the VAE and the dynamics, frames in the model's [-1, 1] range."""
+
+import numpy as np
+import torch
+
+from theworld.toyworld import simulate, split_seeds
+
+__all__ = ["simulate_clips", "to_model_range", "to_uint8"]
+
+
+def simulate_clips(split: str, num_clips: int, num_frames: int = 12, size: int = 64) -> np.ndarray:
+    """(N, T, H, W, 3) uint8 frames of the first `num_clips` clips of `split`."""
+    return np.stack([simulate(seed, num_frames, size).frames for seed in split_seeds(split, num_clips)])
+
+
+def to_model_range(frames: np.ndarray) -> torch.Tensor:
+    """uint8 (..., H, W, 3) -> float (..., 3, H, W) in [-1, 1], the range of Gemma 3's pixel values and the VAE."""
+    tensor = torch.from_numpy(np.ascontiguousarray(frames)).float().div(127.5).sub(1.0)
+    return tensor.movedim(-1, -3)
+
+
+def to_uint8(frames: torch.Tensor) -> np.ndarray:
+    """float (..., 3, H, W) in [-1, 1] -> uint8 (..., H, W, 3), for saving frames people look at."""
+    return frames.detach().float().clamp(-1, 1).add(1).mul(127.5).round().byte().movedim(-3, -1).cpu().numpy()

@@ -1,0 +1,188 @@
+"""The recipes that build TheWorld-tiny from nothing, on CPU: tokenizer + processor, VAE, dynamics, language.
+
+Each stage reads the checkpoint folder the previous one wrote and writes it back atomically, so
+`theworld train vae`, `... dynamics`, `... language` run one at a time, and `theworld train all` runs them in
+order. Everything is seeded: the same settings give the same checkpoint.
+"""
+
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.console import Console
+from transformers import AutoProcessor
+
+from theworld.modeling.modeling_theworld import TheWorld
+from theworld.modeling.presets import config_from_name
+from theworld.modeling.processing import build_processor, train_tokenizer
+from theworld.toyworld import make_examples
+from theworld.training.data import simulate_clips, to_model_range
+from theworld.training.dynamics import encode_clips, train_dynamics
+from theworld.training.language import QATensors, encode_examples, imagine_latents, train_language
+from theworld.training.vae import latent_statistics, reconstruction_psnr, train_vae
+
+__all__ = ["STAGES", "SETTINGS", "RecipeSettings", "run_stage", "train_all"]
+
+console = Console(stderr=True)
+
+
+@dataclass(frozen=True)
+class RecipeSettings:
+    preset: str = "theworld-tiny"
+    vae_clips: int = 400
+    vae_steps: int = 800
+    vae_batch_size: int = 16
+    dynamics_clips: int = 800
+    dynamics_steps: int = 1000
+    dynamics_batch_size: int = 32
+    language_clips: int = 2000
+    questions_per_clip: int = 6
+    language_steps: int = 1500
+    language_batch_size: int = 32
+    vocab_size: int = 600
+    seed: int = 0
+
+
+SETTINGS = {
+    "full": RecipeSettings(),
+    # A few steps on a handful of clips: what the tests run to prove every stage works end to end.
+    "smoke": RecipeSettings(
+        vae_clips=4,
+        vae_steps=2,
+        vae_batch_size=4,
+        dynamics_clips=4,
+        dynamics_steps=2,
+        dynamics_batch_size=4,
+        language_clips=6,
+        questions_per_clip=2,
+        language_steps=2,
+        language_batch_size=4,
+        vocab_size=400,
+    ),
+}
+
+
+def _new_model(settings: RecipeSettings) -> tuple[TheWorld, object]:
+    """A fresh model and processor: the tokenizer is trained on the training split's language."""
+    examples = make_examples("train", max(settings.language_clips // 4, 8), questions_per_clip=8)
+    corpus = [f"{e.question} {e.answer}" for e in examples]
+    processor = build_processor(train_tokenizer(corpus, settings.vocab_size), image_size=64, image_seq_length=16)
+    config = config_from_name(settings.preset, processor.tokenizer)
+    torch.manual_seed(settings.seed)
+    model = TheWorld(config)
+    end_of_turn = processor.tokenizer.convert_tokens_to_ids("<end_of_turn>")
+    model.generation_config.eos_token_id = [processor.tokenizer.eos_token_id, end_of_turn]
+    model.generation_config.pad_token_id = processor.tokenizer.pad_token_id
+    model.generation_config.max_new_tokens = 16
+    return model, processor
+
+
+def _stage_vae(model: TheWorld, settings: RecipeSettings) -> dict:
+    frames = to_model_range(simulate_clips("train", settings.vae_clips)).flatten(0, 1)
+    vae = model.world_encoder.vae
+    mse = train_vae(vae, frames, settings.vae_steps, settings.vae_batch_size, seed=settings.seed)
+    mean, std = latent_statistics(vae, frames)
+    # The statistics normalise the latents the dynamics and the projector see; they live in the VAE config.
+    model.config.world_encoder_config = {**model.config.world_encoder_config, "latents_mean": mean, "latents_std": std}
+    vae.register_to_config(latents_mean=mean, latents_std=std)
+    model.world_encoder.latents_mean.copy_(torch.tensor(mean))
+    model.world_encoder.latents_std.copy_(torch.tensor(std))
+    held_out = to_model_range(simulate_clips("val", max(settings.vae_clips // 10, 2))).flatten(0, 1)
+    return {"vae_train_mse": mse, "vae_val_psnr_db": reconstruction_psnr(vae, held_out)}
+
+
+def _stage_dynamics(model: TheWorld, settings: RecipeSettings) -> dict:
+    clips = to_model_range(simulate_clips("train", settings.dynamics_clips))
+    latents = encode_clips(model.world_encoder, clips)
+    mse = train_dynamics(
+        model.dynamics,
+        latents,
+        settings.dynamics_steps,
+        model.config.num_world_steps,
+        batch_size=settings.dynamics_batch_size,
+        seed=settings.seed,
+    )
+    return {"dynamics_train_mse": mse}
+
+
+def _stage_language(model: TheWorld, processor, settings: RecipeSettings) -> dict:
+    examples = make_examples("train", settings.language_clips, questions_per_clip=settings.questions_per_clip)
+    encoded = encode_examples(
+        processor, [e.image for e in examples], [e.question for e in examples], [e.answer for e in examples]
+    )
+    frames = to_model_range(np.stack([e.image for e in examples]))
+    latents = imagine_latents(model, frames, model.config.num_world_steps)
+    data = QATensors(**encoded, world_latents=latents.half())
+    loss = train_language(
+        model,
+        data,
+        settings.language_steps,
+        model.config.num_world_steps,
+        batch_size=settings.language_batch_size,
+        seed=settings.seed,
+    )
+    return {"language_train_loss": loss, "language_examples": len(examples)}
+
+
+STAGES = ("vae", "dynamics", "language")
+
+
+def run_stage(stage: str, output_dir: Path, settings: RecipeSettings) -> dict:
+    """Run one stage on the checkpoint in `output_dir` (created by the "vae" stage) and save it back."""
+    if stage not in STAGES:
+        raise ValueError(f"Unknown stage {stage!r}; choose one of {', '.join(STAGES)} or 'all'")
+    output_dir = Path(output_dir)
+    if stage == "vae":
+        model, processor = _new_model(settings)
+    elif not (output_dir / "config.json").is_file():
+        raise FileNotFoundError(f"{output_dir} has no checkpoint yet; run `theworld train vae` (or `all`) first")
+    else:
+        model, processor = TheWorld.from_pretrained(output_dir), AutoProcessor.from_pretrained(output_dir)
+    torch.manual_seed(settings.seed)
+    started = time.perf_counter()
+    if stage == "vae":
+        metrics = _stage_vae(model, settings)
+    elif stage == "dynamics":
+        metrics = _stage_dynamics(model, settings)
+    else:
+        metrics = _stage_language(model, processor, settings)
+    metrics[f"{stage}_seconds"] = round(time.perf_counter() - started, 1)
+    _save_atomically(model, processor, output_dir, stage, metrics, settings)
+    console.print(f"[green]{stage}[/green] done: " + ", ".join(f"{k}={_fmt(v)}" for k, v in metrics.items()))
+    return metrics
+
+
+def train_all(output_dir: Path, settings: RecipeSettings) -> dict:
+    metrics: dict = {}
+    for stage in STAGES:
+        metrics.update(run_stage(stage, output_dir, settings))
+    return metrics
+
+
+def _save_atomically(model, processor, output_dir: Path, stage: str, metrics: dict, settings) -> None:
+    """Write the whole folder next to its destination, then swap it in: a crash never leaves half a checkpoint."""
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    log_path = output_dir / "training_log.json"
+    log = json.loads(log_path.read_text()) if log_path.is_file() else {}
+    log[stage] = {"metrics": metrics, "settings": asdict(settings)}
+    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}-", dir=output_dir.parent))
+    try:
+        model.save_pretrained(staging)
+        processor.save_pretrained(staging)
+        (staging / "training_log.json").write_text(json.dumps(log, indent=2))
+        previous = output_dir.with_name(f".{output_dir.name}-previous")
+        if output_dir.exists():
+            output_dir.rename(previous)
+        staging.rename(output_dir)
+        shutil.rmtree(previous, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _fmt(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -1,0 +1,68 @@
+"""Recipe 1: a tiny Cosmos-style VAE (`diffusers.AutoencoderKLWan`) trained on ToyWorld frames."""
+
+import math
+
+import torch
+from diffusers import AutoencoderKLWan
+from tqdm.auto import tqdm
+
+__all__ = ["latent_statistics", "reconstruction_psnr", "train_vae"]
+
+
+def train_vae(
+    vae: AutoencoderKLWan,
+    frames: torch.Tensor,
+    steps: int,
+    batch_size: int = 32,
+    lr: float = 2e-3,
+    kl_weight: float = 1e-6,
+    seed: int = 0,
+) -> float:
+    """Fit `vae` to reconstruct `frames` (N, 3, H, W) in [-1, 1]; returns the last reconstruction MSE."""
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=max(steps, 1), pct_start=0.1)
+    vae.train()
+    mse = float("nan")
+    progress = tqdm(range(steps), desc="vae", leave=False)
+    for _ in progress:
+        batch = frames[torch.randint(len(frames), (batch_size,), generator=generator)].unsqueeze(2)
+        posterior = vae.encode(batch).latent_dist
+        # The mean, not a sample, goes to the decoder: the world encoder reads the mean at inference too.
+        reconstruction = vae.decode(posterior.mean).sample
+        loss_mse = (reconstruction - batch).pow(2).mean()
+        loss = loss_mse + kl_weight * posterior.kl().mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        mse = loss_mse.item()
+        progress.set_postfix(mse=f"{mse:.4f}")
+    vae.eval()
+    return mse
+
+
+@torch.no_grad()
+def latent_statistics(vae: AutoencoderKLWan, frames: torch.Tensor, batch_size: int = 64) -> tuple[list, list]:
+    """Per-channel mean and std of the posterior means: the `latents_mean` / `latents_std` of the VAE config."""
+    latents = torch.cat(
+        [
+            vae.encode(frames[i : i + batch_size].unsqueeze(2)).latent_dist.mean
+            for i in range(0, len(frames), batch_size)
+        ]
+    )
+    channels = latents.transpose(0, 1).flatten(1)
+    return channels.mean(1).tolist(), channels.std(1).clamp_min(1e-3).tolist()
+
+
+@torch.no_grad()
+def reconstruction_psnr(vae: AutoencoderKLWan, frames: torch.Tensor, batch_size: int = 64) -> float:
+    """PSNR (dB) of encode -> decode over `frames`, with pixel values scaled to [0, 1]."""
+    squared_error, count = 0.0, 0
+    for i in range(0, len(frames), batch_size):
+        batch = frames[i : i + batch_size].unsqueeze(2)
+        reconstruction = vae.decode(vae.encode(batch).latent_dist.mean).sample.clamp(-1, 1)
+        squared_error += ((reconstruction - batch) / 2).pow(2).sum().item()
+        count += batch.numel()
+    return 10 * math.log10(1.0 / max(squared_error / count, 1e-12))
