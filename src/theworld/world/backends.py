@@ -112,7 +112,7 @@ def _is_diffusers_model(name_or_path: str) -> bool:
 
 
 def get_backend(name_or_path: str = DEFAULT_BACKEND, **opts) -> WorldBackend:
-    """A registered backend by name, else a diffusers Cosmos pipeline from a folder or hub id ("id@revision")."""
+    """A registered backend by name, else a diffusers Cosmos pipeline (folder or hub id "id@revision")."""
     if name_or_path in _REGISTRY.factories:
         return _resolve(_REGISTRY.factories[name_or_path])(name_or_path, **opts)
     if _is_diffusers_model(name_or_path):

@@ -43,7 +43,11 @@ def _pipeline_class_name(model: str, revision: str | None) -> str:
     from diffusers import DiffusionPipeline
 
     local = Path(model).expanduser() / "model_index.json"
-    config = json.loads(local.read_text()) if local.is_file() else DiffusionPipeline.load_config(model, revision=revision)
+    config = (
+        json.loads(local.read_text())
+        if local.is_file()
+        else DiffusionPipeline.load_config(model, revision=revision)
+    )
     name = config.get("_class_name")
     if name not in PIPELINES:
         raise ValueError(f"{model!r} is a {name} pipeline; theworld world supports {sorted(PIPELINES)}")
@@ -83,11 +87,12 @@ class CosmosDiffusionBackend:
     def __init__(self, pipe, name: str, max_sequence_length: int = 512, last_offload_hook=None) -> None:
         class_name = type(pipe).__name__
         self.pipe = pipe
+        self.device = str(pipe._execution_device)
         self.name = name
         self.family = class_name
-        self.inference_types, self.default_fps, self.default_resolution, self.default_num_output_frames = PIPELINES[
-            class_name
-        ]
+        self.inference_types, self.default_fps, self.default_resolution, self.default_num_output_frames = (
+            PIPELINES[class_name]
+        )
         self.max_sequence_length = max_sequence_length
         self.last_offload_hook = last_offload_hook  # offloaded after each call; the chain handles the rest
 
@@ -102,7 +107,7 @@ class CosmosDiffusionBackend:
         max_sequence_length: int = 512,
         **_ignored,
     ) -> CosmosDiffusionBackend:
-        """Load a Cosmos pipeline by folder or hub id ("id@revision"), with `guardrail` as its safety checker."""
+        """Load a Cosmos pipeline (folder or hub id "id@revision") with `guardrail` as safety checker."""
         import diffusers
 
         offload = offload or OffloadOptions()
@@ -130,7 +135,7 @@ class CosmosDiffusionBackend:
             )
         if (request.num_output_frames - 1) % 4:
             raise ValueError(
-                f"num_output_frames={request.num_output_frames} does not fit the 4x temporal VAE; use 4k+1 (9, 93)"
+                f"num_output_frames={request.num_output_frames} does not fit the VAE; use 4k+1 (9, 93)"
             )
         steps = request.num_steps or 35
         kwargs = dict(
@@ -178,4 +183,7 @@ class CosmosDiffusionBackend:
             return {"image": images[0]} if len(images) == 1 else {"video": images}
         # Predict2.5 conditions on 1 latent frame (1 pixel frame) or 2 (the last 5 pixel frames).
         latent_frames = 2 if len(images) >= 5 else 1
-        return {"video": images[-(4 * (latent_frames - 1) + 1) :], "num_latent_conditional_frames": latent_frames}
+        return {
+            "video": images[-(4 * (latent_frames - 1) + 1) :],
+            "num_latent_conditional_frames": latent_frames,
+        }

@@ -18,7 +18,15 @@ from typing import Any
 
 from theworld.world.backends import INFERENCE_TYPES
 
-__all__ = ["ALLOWED_KEYS", "RESOLUTION_PRESETS", "SpecBatch", "SpecError", "WorldSpec", "load_specs"]
+__all__ = [
+    "ALLOWED_KEYS",
+    "RESOLUTION_PRESETS",
+    "SpecBatch",
+    "SpecError",
+    "WorldSpec",
+    "check_overrides",
+    "load_specs",
+]
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif"}
@@ -120,6 +128,39 @@ def parse_resolution(src: str, value: Any) -> tuple[int, int]:
     return height, width
 
 
+def _check_fields(raw: dict[str, Any], source: str) -> dict[str, Any]:
+    """Validate the numeric fields and the resolution that are set (not None) in `raw`."""
+    checked: dict[str, Any] = {}
+    if raw.get("seed") is not None:
+        checked["seed"] = _int(source, "seed", raw["seed"], 0, 2**63 - 1, "use an integer >= 0")
+    for key in ("num_output_frames", "num_input_frames"):
+        if raw.get(key) is not None:
+            checked[key] = _int(source, key, raw[key], 1, MAX_FRAMES, f"use an integer in [1, {MAX_FRAMES}]")
+    if raw.get("num_steps") is not None:
+        checked["num_steps"] = _int(source, "num_steps", raw["num_steps"], 1, 1000, "use 1..1000 steps")
+    if raw.get("fps") is not None:
+        checked["fps"] = _int(source, "fps", raw["fps"], 1, 240, "use an integer fps in [1, 240]")
+    if raw.get("guidance") is not None:
+        checked["guidance"] = _float(source, "guidance", raw["guidance"], 0.0, 100.0)
+    if raw.get("top_p") is not None:
+        checked["top_p"] = _float(source, "top_p", raw["top_p"], 0.0, 1.0)
+    if raw.get("temperature") is not None:
+        checked["temperature"] = _float(source, "temperature", raw["temperature"], 0.0, 100.0)
+    if raw.get("resolution") is not None:
+        checked["resolution"] = parse_resolution(source, raw["resolution"])
+    return checked
+
+
+def check_overrides(overrides: dict[str, Any], source: str = "command line") -> dict[str, Any]:
+    """Validate command-line overrides with the same rules as spec fields; unset (None) ones are dropped."""
+    raw = {k: v for k, v in overrides.items() if v is not None}
+    if raw.get("inference_type") is not None and raw["inference_type"] not in INFERENCE_TYPES:
+        raise SpecError(
+            source, f"inference_type={raw['inference_type']!r} is unknown; use one of {list(INFERENCE_TYPES)}"
+        )
+    return {**raw, **_check_fields(raw, source)}
+
+
 def _infer_type(input_path: Path | None) -> str:
     if input_path is None:
         return "text2world"
@@ -129,7 +170,9 @@ def _infer_type(input_path: Path | None) -> str:
 def parse_spec(raw: Any, source: str, base_dir: Path, default_name: str) -> WorldSpec:
     """Validate one spec object; relative `input_path`s resolve against `base_dir`."""
     if not isinstance(raw, dict):
-        raise SpecError(source, f"expected a JSON object, got {type(raw).__name__}; wrap the fields in {{...}}")
+        raise SpecError(
+            source, f"expected a JSON object, got {type(raw).__name__}; wrap the fields in {{...}}"
+        )
     unknown = sorted(set(raw) - set(ALLOWED_KEYS))
     if unknown:
         raise SpecError(source, f"unknown key(s) {unknown}; allowed keys are {list(ALLOWED_KEYS)}")
@@ -154,28 +197,13 @@ def parse_spec(raw: Any, source: str, base_dir: Path, default_name: str) -> Worl
 
     inference_type = raw.get("inference_type") or _infer_type(input_path)
     if inference_type not in INFERENCE_TYPES:
-        raise SpecError(source, f"inference_type={inference_type!r} is unknown; use one of {list(INFERENCE_TYPES)}")
+        raise SpecError(
+            source, f"inference_type={inference_type!r} is unknown; use one of {list(INFERENCE_TYPES)}"
+        )
     if inference_type != "text2world" and input_path is None:
         raise SpecError(source, f"{inference_type} needs an input; set input_path to an image or video")
 
-    checked: dict[str, Any] = {}
-    if raw.get("seed") is not None:
-        checked["seed"] = _int(source, "seed", raw["seed"], 0, 2**63 - 1, "use an integer >= 0")
-    for key in ("num_output_frames", "num_input_frames"):
-        if raw.get(key) is not None:
-            checked[key] = _int(source, key, raw[key], 1, MAX_FRAMES, f"use an integer in [1, {MAX_FRAMES}]")
-    if raw.get("num_steps") is not None:
-        checked["num_steps"] = _int(source, "num_steps", raw["num_steps"], 1, 1000, "use 1..1000 steps")
-    if raw.get("fps") is not None:
-        checked["fps"] = _int(source, "fps", raw["fps"], 1, 240, "use an integer fps in [1, 240]")
-    if raw.get("guidance") is not None:
-        checked["guidance"] = _float(source, "guidance", raw["guidance"], 0.0, 100.0)
-    if raw.get("top_p") is not None:
-        checked["top_p"] = _float(source, "top_p", raw["top_p"], 0.0, 1.0)
-    if raw.get("temperature") is not None:
-        checked["temperature"] = _float(source, "temperature", raw["temperature"], 0.0, 100.0)
-    if raw.get("resolution") is not None:
-        checked["resolution"] = parse_resolution(source, raw["resolution"])
+    checked = _check_fields(raw, source)
     n_in, n_out = checked.get("num_input_frames"), checked.get("num_output_frames")
     if n_in is not None and n_out is not None and n_in >= n_out:
         raise SpecError(source, f"num_output_frames={n_out} must exceed num_input_frames={n_in}; raise it")
@@ -228,7 +256,8 @@ def _load_jsonl(path: Path, batch: SpecBatch) -> None:
             if isinstance(raw, dict) and "visual_input" in raw:
                 if "input_path" in raw:
                     raise SpecError(source, "both visual_input and input_path given; keep one")
-                raw = {**raw, "input_path": raw.pop("visual_input")}
+                raw = dict(raw)
+                raw["input_path"] = raw.pop("visual_input")
             default_name = f"{path.stem}_{lineno:04d}"
             if isinstance(raw, dict) and isinstance(raw.get("input_path"), str) and raw["input_path"]:
                 default_name = Path(raw["input_path"]).stem
