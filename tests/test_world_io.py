@@ -42,7 +42,13 @@ def test_write_sample_writes_every_artifact(tmp_path):
     video = frames()
     out = write_sample(tmp_path, "robot", video, 8, {"prompt": "p"}, {"seed": 1})
     assert out == tmp_path / "robot"
-    assert sorted(p.name for p in out.iterdir()) == ["frames", "record.json", "robot.gif", "robot.mp4", "spec.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "frames",
+        "record.json",
+        "robot.gif",
+        "robot.mp4",
+        "spec.json",
+    ]
     assert sorted(p.name for p in (out / "frames").iterdir()) == [f"{i:03d}.png" for i in range(5)]
     assert np.array_equal(np.asarray(Image.open(out / "frames" / "003.png")), video[3])  # PNG is lossless
     assert iio.improps(out / "robot.mp4", plugin="pyav").shape == (5, 32, 48, 3)

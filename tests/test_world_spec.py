@@ -47,7 +47,13 @@ def test_full_spec_round_trips_and_relative_input_resolves_against_spec_file(ass
     monkeypatch.chdir(assets / "assets")  # the working directory must not matter
     (spec,) = load_specs([str(spec_file)]).specs
     assert spec.input_path == (assets / "assets" / "robot.png").resolve()
-    assert (spec.seed, spec.num_output_frames, spec.guidance, spec.resolution, spec.fps) == (7, 9, 3.0, (480, 832), 10)
+    assert (spec.seed, spec.num_output_frames, spec.guidance, spec.resolution, spec.fps) == (
+        7,
+        9,
+        3.0,
+        (480, 832),
+        10,
+    )
 
 
 def test_inference_type_is_inferred_from_the_input(assets):
@@ -84,7 +90,9 @@ def test_invalid_specs_give_one_line_naming_file_problem_and_fix(tmp_path, conte
     message = one_error(load_specs([str(path)]))
     assert message.startswith(f"{path}: ")
     assert expected in message
-    assert any(fix in message for fix in ("; use", "; fix", "; add", "; set", "; wrap", "; raise", "allowed keys"))
+    assert any(
+        fix in message for fix in ("; use", "; fix", "; add", "; set", "; wrap", "; raise", "allowed keys")
+    )
 
 
 def test_missing_spec_file_and_empty_glob_are_reported(tmp_path):

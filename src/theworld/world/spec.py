@@ -267,8 +267,9 @@ def _load_jsonl(path: Path, batch: SpecBatch) -> None:
 
 
 def load_specs(inputs: list[str] | None = None, batch_input_path: str | None = None) -> SpecBatch:
-    """Load `-i` JSON specs (globs expanded here) and a Predict1 JSONL batch, in that order."""
+    """Load `-i` JSON specs (globs expanded here, each file once), then a Predict1 JSONL batch."""
     batch = SpecBatch(specs=[], errors=[])
+    seen: set[Path] = set()
     for pattern in inputs or []:
         try:
             paths = _expand(pattern)
@@ -276,6 +277,9 @@ def load_specs(inputs: list[str] | None = None, batch_input_path: str | None = N
             batch.errors.append(err)
             continue
         for path in paths:
+            if path.resolve() in seen:  # named twice, e.g. explicitly and by a glob: run once
+                continue
+            seen.add(path.resolve())
             try:
                 batch.specs.append(_load_json_file(path))
             except SpecError as err:
