@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from theworld.world.backends import OffloadOptions, WorldRequest, get_backend, register_backend
+from theworld.world.backends import OffloadOptions, WorldBackend, WorldRequest, get_backend, register_backend
 from theworld.world.diffusion import CosmosDiffusionBackend
 from theworld.world.guardrail import Guardrail
 from theworld.world.tiny import save_tiny_cosmos_pipeline
@@ -36,7 +36,7 @@ VIDEO = np.random.default_rng(1).integers(0, 256, (7, 64, 64, 3), dtype=np.uint8
 
 
 def test_loads_by_path_with_our_guardrail_as_safety_checker(backend):
-    assert isinstance(backend, CosmosDiffusionBackend)
+    assert isinstance(backend, CosmosDiffusionBackend) and isinstance(backend, WorldBackend)
     assert backend.inference_types == ("text2world", "image2world", "video2world")
     assert isinstance(backend.pipe.safety_checker, Guardrail)
 

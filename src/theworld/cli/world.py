@@ -31,7 +31,7 @@ def world(
         Path, typer.Option("-o", "--output-dir", help="One folder per sample here.")
     ] = Path("outputs/world"),
     model: Annotated[
-        str, typer.Option(help="Backend name, diffusers Cosmos folder, or hub id[@revision].")
+        str, typer.Option(help="Backend name, diffusers Cosmos folder, or hub id (id or id@revision).")
     ] = "toyworld",
     inference_type: Annotated[
         str | None, typer.Option(help="text2world | image2world | video2world (default: from spec).")
@@ -77,7 +77,7 @@ def world(
     """Generate worlds from Cosmos specs; under torchrun each rank takes every N-th sample."""
     from theworld.world.backends import OffloadOptions, get_backend
     from theworld.world.guardrail import load_guardrail
-    from theworld.world.runner import gather_results, init_distributed, run_world
+    from theworld.world.runner import all_ranks, gather_results, init_distributed, run_world
     from theworld.world.spec import SpecError, check_overrides, load_specs
 
     console = Console(stderr=True, highlight=False)
@@ -122,11 +122,13 @@ def world(
     offload = OffloadOptions(
         offload_model, offload_text_encoder, offload_tokenizer, offload_decoder, offload_guardrail
     )
+    backend = None
     try:
         backend = get_backend(model, guardrail=guardrail, offload=offload) if specs else None
     except Exception as err:
         say(f"error: cannot load model {model!r}: {str(err).splitlines()[0]}", everyone=True)
-        raise typer.Exit(2) from None
+    if specs and not all_ranks(backend is not None, info):  # no rank waits forever on one that gave up
+        finish(info, 2)
 
     results = []
     if backend is not None:
@@ -170,9 +172,14 @@ def world(
         f"{len(batch.errors)} spec error(s) in {time.perf_counter() - start:.1f}s; outputs in {output_dir}"
     )
     say(summary)
+    finish(info, 1 if counts["failed"] or batch.errors else 0)
+
+
+def finish(info, code: int) -> None:
+    """Leave the process group cleanly (a rank that exits inside it aborts), then exit with `code`."""
     if info.distributed:
         import torch.distributed as dist
 
         dist.destroy_process_group()
-    if counts["failed"] or batch.errors:
-        raise typer.Exit(1)
+    if code:
+        raise typer.Exit(code)

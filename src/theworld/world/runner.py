@@ -24,7 +24,7 @@ from theworld.world.guardrail import Guardrail
 from theworld.world.io import read_input, unique_names, write_sample
 from theworld.world.spec import ALLOWED_KEYS, WorldSpec
 
-__all__ = ["DistInfo", "SampleResult", "gather_results", "init_distributed", "run_world"]
+__all__ = ["DistInfo", "SampleResult", "all_ranks", "gather_results", "init_distributed", "run_world"]
 
 logger = logging.getLogger(__name__)
 DEFAULT_SEED = 0
@@ -65,6 +65,17 @@ def init_distributed() -> DistInfo:
             torch.cuda.set_device(info.local_rank)
         dist.init_process_group(backend="nccl" if use_cuda else "gloo")
     return info
+
+
+def all_ranks(flag: bool, info: DistInfo) -> bool:
+    """True when `flag` holds on every rank (the flag itself when not distributed)."""
+    if not info.distributed:
+        return flag
+    import torch.distributed as dist
+
+    flags: list[bool | None] = [None] * info.world_size
+    dist.all_gather_object(flags, flag)
+    return all(flags)
 
 
 def gather_results(results: list[SampleResult], info: DistInfo) -> list[SampleResult]:
