@@ -132,9 +132,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--vocab-size", type=int, default=32768, help="embedding rows of the 100m config")
     args = parser.parse_args()
-    print(
-        f"torch {torch.__version__}, threads={torch.get_num_threads()}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}"
-    )
+    threads = os.environ.get("OMP_NUM_THREADS")
+    print(f"torch {torch.__version__}, threads={torch.get_num_threads()}, OMP_NUM_THREADS={threads}")
     for size in args.sizes:
         benchmark_size(size, args)
 

@@ -5,6 +5,7 @@ import typer
 from theworld.cli.ask import ask
 from theworld.cli.evaluate import evaluate
 from theworld.cli.train import train
+from theworld.cli.world import world
 
 app = typer.Typer(
     name="theworld",
@@ -16,3 +17,4 @@ app = typer.Typer(
 app.command("ask")(ask)
 app.command("train")(train)
 app.command("eval")(evaluate)
+app.command("world")(world)
