@@ -1,0 +1,54 @@
+"""Each training recipe runs end to end on a few steps of tiny data and leaves a loadable checkpoint."""
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from theworld import TheWorld
+from theworld.cli.main import app
+from theworld.training.recipe import SETTINGS, run_stage
+
+
+@pytest.fixture(scope="module")
+def smoke_checkpoint(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("recipe") / "tiny"
+    metrics = {stage: run_stage(stage, folder, SETTINGS["smoke"]) for stage in ("vae", "dynamics", "language")}
+    return folder, metrics
+
+
+def test_every_stage_writes_its_metrics_and_a_loadable_checkpoint(smoke_checkpoint):
+    folder, metrics = smoke_checkpoint
+    assert metrics["vae"]["vae_val_psnr_db"] > 0
+    assert torch.isfinite(torch.tensor(metrics["dynamics"]["dynamics_train_mse"]))
+    assert torch.isfinite(torch.tensor(metrics["language"]["language_train_loss"]))
+    log = json.loads((folder / "training_log.json").read_text())
+    assert set(log) == {"vae", "dynamics", "language"}
+    assert not list(folder.parent.glob(".tiny-*")), "no staging folder may be left behind"
+    model = TheWorld.from_pretrained(folder)
+    assert model.dynamics.out.weight.abs().sum() > 0, "training moved the dynamics off copy-the-last-frame"
+    assert model.config.world_encoder_config["latents_mean"] == model.world_encoder.latents_mean.tolist()
+
+
+def test_the_vae_stage_records_latent_statistics(smoke_checkpoint):
+    folder, _ = smoke_checkpoint
+    config = json.loads((folder / "config.json").read_text())
+    stds = config["world_encoder_config"]["latents_std"]
+    assert stds != [1.0] * len(stds), "the statistics of the trained VAE replace the placeholders"
+
+
+def test_the_recipe_is_reproducible(tmp_path):
+    first = run_stage("vae", tmp_path / "a", SETTINGS["smoke"])
+    second = run_stage("vae", tmp_path / "b", SETTINGS["smoke"])
+    assert first["vae_train_mse"] == second["vae_train_mse"]
+
+
+def test_train_cli_rejects_bad_input(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(app, ["train", "physics", "--output-dir", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "Unknown stage 'physics'" in result.output
+    result = runner.invoke(app, ["train", "dynamics", "--output-dir", str(tmp_path / "none"), "--settings", "smoke"])
+    assert result.exit_code == 2 and "run `theworld train vae`" in result.output
+    result = runner.invoke(app, ["train", "all", "--settings", "huge"])
+    assert result.exit_code == 2 and "Unknown settings" in result.output
