@@ -63,9 +63,7 @@ def model(checkpoint):
 
 
 def conversation(image: Image.Image | None, text: str) -> list[dict]:
-    content = ([{"type": "image", "image": image}] if image is not None else []) + [
-        {"type": "text", "text": text}
-    ]
+    content = ([{"type": "image", "image": image}] if image is not None else []) + [{"type": "text", "text": text}]
     return [{"role": "user", "content": content}]
 
 

@@ -52,8 +52,8 @@ def test_unknown_model_path(tmp_path):
 def test_a_non_gemma_checkpoint_is_refused(tmp_path):
     from transformers import BertConfig
 
-    BertConfig(
-        hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64
-    ).save_pretrained(tmp_path)
+    BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64).save_pretrained(
+        tmp_path
+    )
     with pytest.raises(ValueError, match="TheWorld loads Gemma 3"):
         TheWorld.from_pretrained(tmp_path)

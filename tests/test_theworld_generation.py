@@ -84,9 +84,7 @@ def test_beam_search_finds_a_sequence_at_least_as_likely_as_greedy(model, inputs
 
 
 def test_return_dict_in_generate_keeps_the_callers_prompt(model, inputs):
-    output = model.generate(
-        **inputs, num_world_steps=1, return_dict_in_generate=True, output_scores=True, **GREEDY
-    )
+    output = model.generate(**inputs, num_world_steps=1, return_dict_in_generate=True, output_scores=True, **GREEDY)
     assert torch.equal(output.sequences, model.generate(**inputs, num_world_steps=1, **GREEDY))
     assert len(output.scores) == GREEDY["max_new_tokens"]
 
@@ -105,22 +103,15 @@ def test_batch_equals_items_one_by_one(model, processor):
         alone = chat_inputs(processor, [single])
         steps = 2 if "pixel_values" in alone else None  # world steps need an image; a text-only row has none
         expected = model.generate(**alone, num_world_steps=steps, **GREEDY)
-        assert (
-            outputs[row, -GREEDY["max_new_tokens"] :].tolist()
-            == expected[0, -GREEDY["max_new_tokens"] :].tolist()
-        )
-        assert decoded[row] == processor.decode(
-            expected[0, alone["input_ids"].shape[1] :], skip_special_tokens=True
-        )
+        assert outputs[row, -GREEDY["max_new_tokens"] :].tolist() == expected[0, -GREEDY["max_new_tokens"] :].tolist()
+        assert decoded[row] == processor.decode(expected[0, alone["input_ids"].shape[1] :], skip_special_tokens=True)
 
 
 def test_text_only_prompt_with_world_enabled_adds_no_world_tokens(model, processor):
     inputs = chat_inputs(processor, [conversation(None, "how many shapes are there?")])
     with_world = model(**inputs).logits
     assert torch.equal(with_world, model(**inputs, skip_world_tokens=True).logits)
-    assert torch.equal(
-        model.generate(**inputs, **GREEDY), model.generate(**inputs, skip_world_tokens=True, **GREEDY)
-    )
+    assert torch.equal(model.generate(**inputs, **GREEDY), model.generate(**inputs, skip_world_tokens=True, **GREEDY))
 
 
 def test_world_changes_the_logits_and_the_ablation_restores_the_baseline(model, inputs):
@@ -158,7 +149,4 @@ def test_ask_answers_one_image_as_text(model, processor, tmp_path):
     answer = model.ask(image_path, "where is the red ball?", num_world_steps=2, max_new_tokens=4)
     inputs = chat_inputs(processor, [conversation(make_image(5), "where is the red ball?")])
     expected = model.generate(**inputs, num_world_steps=2, max_new_tokens=4)
-    assert (
-        answer
-        == processor.decode(expected[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True).strip()
-    )
+    assert answer == processor.decode(expected[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True).strip()

@@ -58,9 +58,7 @@ def test_round_trip_gives_identical_outputs_and_only_safetensors(model, inputs, 
     assert "model.safetensors" in files
     assert not [name for name in files if name.endswith((".bin", ".pt", ".pth", ".pkl"))]
     reloaded = TheWorld.from_pretrained(tmp_path).eval()
-    assert torch.equal(
-        reloaded(**inputs, num_world_steps=3).logits, model(**inputs, num_world_steps=3).logits
-    )
+    assert torch.equal(reloaded(**inputs, num_world_steps=3).logits, model(**inputs, num_world_steps=3).logits)
     assert torch.equal(
         reloaded.generate(**inputs, num_world_steps=3, **GREEDY),
         model.generate(**inputs, num_world_steps=3, **GREEDY),
@@ -71,9 +69,7 @@ def test_auto_classes_know_theworld(checkpoint, model, inputs):
     assert isinstance(AutoConfig.from_pretrained(checkpoint), TheWorldConfig)
     auto_model = AutoModelForImageTextToText.from_pretrained(checkpoint).eval()
     assert type(auto_model) is TheWorld
-    assert torch.equal(
-        auto_model(**inputs, num_world_steps=1).logits, model(**inputs, num_world_steps=1).logits
-    )
+    assert torch.equal(auto_model(**inputs, num_world_steps=1).logits, model(**inputs, num_world_steps=1).logits)
     processor = AutoProcessor.from_pretrained(checkpoint)
     assert processor.tokenizer.convert_tokens_to_ids("<world_soft_token>") == model.config.world_token_id
 
@@ -144,9 +140,7 @@ def test_hub_id_and_checkpoint_from_the_offline_cache(checkpoint, tmp_path):
         HF_HUB_CACHE=str(tmp_path / "hub"),
         PYTHONPATH=os.pathsep.join(sys.path),
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
-    )
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().endswith("True")
 

@@ -83,9 +83,7 @@ def test_render_draws_each_colour_at_its_state_position():
 
 
 def test_ghosts_trail_behind_a_moving_shape():
-    shapes = [
-        ShapeState("ball", "green", "small", 5.0, x=x, y=30.0, vx=4.0, vy=0.0) for x in (20.0, 24.0, 28.0)
-    ]
+    shapes = [ShapeState("ball", "green", "small", 5.0, x=x, y=30.0, vx=4.0, vy=0.0) for x in (20.0, 24.0, 28.0)]
     image = render_frame([shapes[2]], [[shapes[0]], [shapes[1]]], SIZE).astype(int)
     background, green = image[5, 5], np.array(COLOURS["green"])
     assert np.array_equal(image[30, 28], green)  # current shape

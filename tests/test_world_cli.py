@@ -93,9 +93,7 @@ def test_cli_overrides_beat_spec_and_guardrail_can_be_disabled(model, specs, tmp
 
 def test_spec_errors_fail_the_run_but_not_the_good_samples(model, specs, tmp_path):
     (specs / "batch.jsonl").write_text('{"visual_input": "assets/robot.png", "prompt": "x"}\n{oops\n')
-    result = invoke(
-        "--batch-input-path", specs / "batch.jsonl", "--model", model, "-o", tmp_path / "o", *TINY
-    )
+    result = invoke("--batch-input-path", specs / "batch.jsonl", "--model", model, "-o", tmp_path / "o", *TINY)
     assert result.exit_code == 1
     assert f"spec error: {specs / 'batch.jsonl'}:2: not valid JSON" in result.output
     assert "world: 1 ok, 0 blocked, 0 failed, 1 spec error(s)" in result.output
@@ -142,6 +140,4 @@ def test_two_torchrun_processes_write_what_one_process_writes(model, specs, tmp_
     for name in names:
         for png in sorted((tmp_path / "one" / name / "frames").iterdir()):
             same = tmp_path / "two" / name / "frames" / png.name
-            assert np.array_equal(np.asarray(Image.open(png)), np.asarray(Image.open(same))), (
-                f"{name}/{png.name}"
-            )
+            assert np.array_equal(np.asarray(Image.open(png)), np.asarray(Image.open(same))), f"{name}/{png.name}"

@@ -26,9 +26,7 @@ def backend(predict25):
 
 def request(inference_type, frames=None, **kw):
     defaults = dict(num_output_frames=9, height=64, width=64, fps=16, seed=1, num_steps=2, guidance=2.0)
-    return WorldRequest(
-        inference_type=inference_type, prompt="a robot", input_frames=frames, **{**defaults, **kw}
-    )
+    return WorldRequest(inference_type=inference_type, prompt="a robot", input_frames=frames, **{**defaults, **kw})
 
 
 IMAGE = np.random.default_rng(0).integers(0, 256, (1, 64, 64, 3), dtype=np.uint8)
@@ -62,9 +60,7 @@ def test_conditioning_changes_the_output(backend):
 
 def test_progress_reports_every_step(backend):
     seen = []
-    backend.generate(
-        request("text2world", num_steps=3), progress=lambda done, total: seen.append((done, total))
-    )
+    backend.generate(request("text2world", num_steps=3), progress=lambda done, total: seen.append((done, total)))
     assert seen == [(1, 3), (2, 3), (3, 3)]
 
 

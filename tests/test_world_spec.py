@@ -90,9 +90,7 @@ def test_invalid_specs_give_one_line_naming_file_problem_and_fix(tmp_path, conte
     message = one_error(load_specs([str(path)]))
     assert message.startswith(f"{path}: ")
     assert expected in message
-    assert any(
-        fix in message for fix in ("; use", "; fix", "; add", "; set", "; wrap", "; raise", "allowed keys")
-    )
+    assert any(fix in message for fix in ("; use", "; fix", "; add", "; set", "; wrap", "; raise", "allowed keys"))
 
 
 def test_missing_spec_file_and_empty_glob_are_reported(tmp_path):

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-__all__ = ["MediaError", "load_image"]
+__all__ = ["MediaError", "load_image", "load_video"]
 
 
 class MediaError(ValueError):
@@ -28,3 +28,21 @@ def load_image(source: "str | Path | Image.Image | np.ndarray") -> Image.Image:
             return image.convert("RGB")
     except (UnidentifiedImageError, OSError) as error:
         raise MediaError(f"Cannot read image {path}: {error}. Pass a PNG, JPEG or other image file.") from None
+
+
+def load_video(path: "str | Path", num_frames: int = 8) -> np.ndarray:
+    """`num_frames` frames sampled evenly over a video file (decoded with PyAV): (T, H, W, 3) uint8."""
+    import av
+
+    path = Path(path)
+    if not path.is_file():
+        raise MediaError(f"Video not found: {path}. Check the path.")
+    try:
+        with av.open(str(path)) as container:
+            frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    except (av.error.FFmpegError, ValueError, IndexError) as error:
+        raise MediaError(f"Cannot read video {path}: {error}. Pass an MP4, WebM, GIF or other video file.") from None
+    if not frames:
+        raise MediaError(f"Video {path} has no frames. Pass a video with at least one frame.")
+    chosen = np.linspace(0, len(frames) - 1, num=min(num_frames, len(frames))).round().astype(int)
+    return np.stack([frames[i] for i in chosen])

@@ -3,6 +3,7 @@
 import typer
 
 from theworld.cli.ask import ask
+from theworld.cli.chat import chat
 from theworld.cli.evaluate import evaluate
 from theworld.cli.train import train
 from theworld.cli.world import world
@@ -15,6 +16,10 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command("ask")(ask)
+app.command("chat")(chat)
 app.command("train")(train)
 app.command("eval")(evaluate)
 app.command("world")(world)
+
+if __name__ == "__main__":
+    app()

@@ -17,9 +17,7 @@ __all__ = ["world"]
 def world(
     inputs: Annotated[
         list[str] | None,
-        typer.Option(
-            "-i", "--input", help="Spec JSON file(s) or quoted globs; more may follow as plain arguments."
-        ),
+        typer.Option("-i", "--input", help="Spec JSON file(s) or quoted globs; more may follow as plain arguments."),
     ] = None,
     more_inputs: Annotated[
         list[str] | None, typer.Argument(metavar="[SPEC]...", help="More spec files, e.g. -i a.json b.json")
@@ -27,52 +25,38 @@ def world(
     batch_input_path: Annotated[
         Path | None, typer.Option(help="Cosmos-Predict1 JSONL: one {visual_input, prompt} per line.")
     ] = None,
-    output_dir: Annotated[
-        Path, typer.Option("-o", "--output-dir", help="One folder per sample here.")
-    ] = Path("outputs/world"),
+    output_dir: Annotated[Path, typer.Option("-o", "--output-dir", help="One folder per sample here.")] = Path(
+        "outputs/world"
+    ),
     model: Annotated[
         str, typer.Option(help="Backend name, diffusers Cosmos folder, or hub id (id or id@revision).")
     ] = "toyworld",
     inference_type: Annotated[
         str | None, typer.Option(help="text2world | image2world | video2world (default: from spec).")
     ] = None,
-    seed: Annotated[
-        int | None, typer.Option(help="Seed for every sample (default: the spec's, else 0).")
-    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for every sample (default: the spec's, else 0).")] = None,
     num_input_frames: Annotated[
         int | None, typer.Option(help="Conditioning frames taken from the end of an input video.")
     ] = None,
-    num_output_frames: Annotated[
-        int | None, typer.Option(help="Frames to generate (Cosmos diffusion: 4k+1).")
-    ] = None,
+    num_output_frames: Annotated[int | None, typer.Option(help="Frames to generate (Cosmos diffusion: 4k+1).")] = None,
     resolution: Annotated[str | None, typer.Option(help='"480", "720" or "HxW" (multiples of 16).')] = None,
     fps: Annotated[int | None, typer.Option(help="Frames per second of the written video.")] = None,
     num_steps: Annotated[int | None, typer.Option(help="Denoising steps (diffusion backends).")] = None,
-    guidance: Annotated[
-        float | None, typer.Option(help="Classifier-free guidance scale (diffusion backends).")
-    ] = None,
+    guidance: Annotated[float | None, typer.Option(help="Classifier-free guidance scale (diffusion backends).")] = None,
     top_p: Annotated[float | None, typer.Option(help="Nucleus sampling (autoregressive backends).")] = None,
-    temperature: Annotated[
-        float | None, typer.Option(help="Sampling temperature (autoregressive backends).")
-    ] = None,
+    temperature: Annotated[float | None, typer.Option(help="Sampling temperature (autoregressive backends).")] = None,
     offload_model: Annotated[
         bool, typer.Option(help="Keep the world model (transformer) on CPU between uses.")
     ] = False,
-    offload_text_encoder: Annotated[
-        bool, typer.Option(help="Keep the text encoder on CPU between uses.")
-    ] = False,
+    offload_text_encoder: Annotated[bool, typer.Option(help="Keep the text encoder on CPU between uses.")] = False,
     offload_tokenizer: Annotated[
         bool, typer.Option(help="Keep the video tokenizer's encoder (VAE encoder) on CPU.")
     ] = False,
     offload_decoder: Annotated[
         bool, typer.Option(help="Keep the video tokenizer's decoder (VAE decoder) on CPU.")
     ] = False,
-    offload_guardrail: Annotated[
-        bool, typer.Option(help="Keep guardrail models on CPU between checks.")
-    ] = False,
-    disable_guardrail: Annotated[
-        bool, typer.Option(help="Skip the prompt and output safety checks.")
-    ] = False,
+    offload_guardrail: Annotated[bool, typer.Option(help="Keep guardrail models on CPU between checks.")] = False,
+    disable_guardrail: Annotated[bool, typer.Option(help="Skip the prompt and output safety checks.")] = False,
 ) -> None:
     """Generate worlds from Cosmos specs; under torchrun each rank takes every N-th sample."""
     from theworld.world.backends import OffloadOptions, get_backend
@@ -108,9 +92,7 @@ def world(
     except SpecError as err:
         say(f"error: {err}")
         raise typer.Exit(2) from None
-    batch = load_specs(
-        [*(inputs or []), *(more_inputs or [])], str(batch_input_path) if batch_input_path else None
-    )
+    batch = load_specs([*(inputs or []), *(more_inputs or [])], str(batch_input_path) if batch_input_path else None)
     for err in batch.errors:
         say(f"spec error: {err}")
     if not batch.specs and not batch.errors:
@@ -119,9 +101,7 @@ def world(
     specs = [spec.with_overrides(**overrides) for spec in batch.specs]
 
     guardrail = load_guardrail(disabled=disable_guardrail, offload=offload_guardrail)
-    offload = OffloadOptions(
-        offload_model, offload_text_encoder, offload_tokenizer, offload_decoder, offload_guardrail
-    )
+    offload = OffloadOptions(offload_model, offload_text_encoder, offload_tokenizer, offload_decoder, offload_guardrail)
     backend = None
     try:
         backend = get_backend(model, guardrail=guardrail, offload=offload) if specs else None

@@ -119,6 +119,14 @@ class TheWorld(Gemma3ForConditionalGeneration):
         return torch.cat([latents, self.dynamics.rollout(latents, num_world_steps)], dim=1)
 
     @torch.no_grad()
+    def imagine_clip(self, frames: torch.Tensor, num_world_steps: int) -> torch.Tensor:
+        """World latents of a clip's last frame and its imagined future, the dynamics reading the clip as context:
+        frames (T, 3, H, W) in [-1, 1] -> (1, 1 + k, C, h, w), ready for `generate(..., world_latents=...)`."""
+        latents = self.world_encoder.encode(frames.unsqueeze(0).to(self.device, self.dtype))
+        imagined = self.dynamics.rollout(latents[:, -self.dynamics.context_frames :], num_world_steps)
+        return torch.cat([latents[:, -1:], imagined], dim=1)
+
+    @torch.no_grad()
     def imagine_frames(self, image, num_world_steps: int | None = None) -> torch.Tensor:
         """The decoded current frame and imagined future of one image: (1 + k, 3, H, W) in [-1, 1]."""
         steps = self.config.num_world_steps if num_world_steps is None else num_world_steps
@@ -293,11 +301,13 @@ class TheWorld(Gemma3ForConditionalGeneration):
         token_type_ids: torch.LongTensor | None = None,
         num_world_steps: int | None = None,
         skip_world_tokens: bool = False,
+        world_latents: torch.Tensor | None = None,
         **kwargs,
     ):
         """transformers' `generate`, plus `num_world_steps` (imagined future frames per image, default
-        `config.num_world_steps`) and `skip_world_tokens` (the plain Gemma 3 ablation). Every decoding mode of
-        `generate` works; the output starts with the caller's `input_ids`, as in Gemma 3."""
+        `config.num_world_steps`), `skip_world_tokens` (the plain Gemma 3 ablation) and `world_latents`
+        (precomputed, e.g. from `imagine_clip` for a video). Every decoding mode of `generate` works; the output
+        starts with the caller's `input_ids`, as in Gemma 3."""
         steps = self._world_steps(num_world_steps, skip_world_tokens, pixel_values is not None)
         if steps is None:
             if self.config.enable_world:
@@ -309,7 +319,9 @@ class TheWorld(Gemma3ForConditionalGeneration):
                 token_type_ids=token_type_ids,
                 **kwargs,
             )
-        world = self.build_world_inputs(input_ids, pixel_values, steps, attention_mask, token_type_ids)
+        world = self.build_world_inputs(
+            input_ids, pixel_values, steps, attention_mask, token_type_ids, world_latents=world_latents
+        )
         output = super().generate(
             input_ids=world.input_ids,
             inputs_embeds=world.inputs_embeds,

@@ -44,9 +44,7 @@ def _pipeline_class_name(model: str, revision: str | None) -> str:
 
     local = Path(model).expanduser() / "model_index.json"
     config = (
-        json.loads(local.read_text())
-        if local.is_file()
-        else DiffusionPipeline.load_config(model, revision=revision)
+        json.loads(local.read_text()) if local.is_file() else DiffusionPipeline.load_config(model, revision=revision)
     )
     name = config.get("_class_name")
     if name not in PIPELINES:
@@ -90,9 +88,9 @@ class CosmosDiffusionBackend:
         self.device = str(pipe._execution_device)
         self.name = name
         self.family = class_name
-        self.inference_types, self.default_fps, self.default_resolution, self.default_num_output_frames = (
-            PIPELINES[class_name]
-        )
+        self.inference_types, self.default_fps, self.default_resolution, self.default_num_output_frames = PIPELINES[
+            class_name
+        ]
         self.max_sequence_length = max_sequence_length
         self.last_offload_hook = last_offload_hook  # offloaded after each call; the chain handles the rest
 
@@ -134,9 +132,7 @@ class CosmosDiffusionBackend:
                 f"{self.family} cannot do {request.inference_type}; it supports {list(self.inference_types)}"
             )
         if (request.num_output_frames - 1) % 4:
-            raise ValueError(
-                f"num_output_frames={request.num_output_frames} does not fit the VAE; use 4k+1 (9, 93)"
-            )
+            raise ValueError(f"num_output_frames={request.num_output_frames} does not fit the VAE; use 4k+1 (9, 93)")
         steps = request.num_steps or 35
         kwargs = dict(
             prompt=request.prompt,

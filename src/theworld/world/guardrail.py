@@ -88,9 +88,7 @@ class Guardrail:
         return f"Guardrail(name={self.name!r}, offload={self.offload})"
 
 
-def load_guardrail(
-    disabled: bool = False, offload: bool = False, blocklist: Iterable[str] | None = None
-) -> Guardrail:
+def load_guardrail(disabled: bool = False, offload: bool = False, blocklist: Iterable[str] | None = None) -> Guardrail:
     """The default guardrail; `disabled=True` gives one that allows everything (pipelines still need one)."""
     if disabled:
         return Guardrail(blocklist=(), name="disabled")
@@ -100,6 +98,4 @@ def load_guardrail(
     except ImportError:
         return Guardrail(blocklist=blocklist, offload=offload)
     logger.info("using cosmos_guardrail (its models download on first use)")
-    return Guardrail(
-        blocklist=blocklist, checker=CosmosSafetyChecker(), offload=offload, name="cosmos_guardrail"
-    )
+    return Guardrail(blocklist=blocklist, checker=CosmosSafetyChecker(), offload=offload, name="cosmos_guardrail")

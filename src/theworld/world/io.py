@@ -40,9 +40,7 @@ def read_input(path: Path, max_frames: int | None = None) -> np.ndarray:
             with Image.open(path) as image:
                 return np.asarray(image.convert("RGB"))[None]
         except (UnidentifiedImageError, OSError) as err:
-            raise InputError(
-                f"cannot read image {str(path)!r} ({err}); replace it with a valid image"
-            ) from None
+            raise InputError(f"cannot read image {str(path)!r} ({err}); replace it with a valid image") from None
     import imageio.v3 as iio
 
     try:

@@ -128,9 +128,7 @@ def build_request(spec: WorldSpec, backend: WorldBackend, input_frames=None) -> 
 def _resolved_spec(spec: WorldSpec, name: str, request: WorldRequest) -> dict[str, Any]:
     """The spec as Cosmos JSON with every default filled in: `-i spec.json` reproduces the sample."""
     values = {**spec.to_json(), "name": name}
-    values.update(
-        {f.name: getattr(request, f.name) for f in dataclasses.fields(request) if f.name != "input_frames"}
-    )
+    values.update({f.name: getattr(request, f.name) for f in dataclasses.fields(request) if f.name != "input_frames"})
     values["resolution"] = [request.height, request.width]
     return {k: values.get(k) for k in ALLOWED_KEYS}
 
@@ -218,9 +216,7 @@ def run_world(
     for index in range(info.rank, len(specs), info.world_size):
         if on_start:
             on_start(index, names[index])
-        result = run_sample(
-            specs[index], names[index], index, backend, guardrail, Path(output_dir), info, progress
-        )
+        result = run_sample(specs[index], names[index], index, backend, guardrail, Path(output_dir), info, progress)
         results.append(result)
         if on_result:
             on_result(result)

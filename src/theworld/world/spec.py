@@ -170,9 +170,7 @@ def _infer_type(input_path: Path | None) -> str:
 def parse_spec(raw: Any, source: str, base_dir: Path, default_name: str) -> WorldSpec:
     """Validate one spec object; relative `input_path`s resolve against `base_dir`."""
     if not isinstance(raw, dict):
-        raise SpecError(
-            source, f"expected a JSON object, got {type(raw).__name__}; wrap the fields in {{...}}"
-        )
+        raise SpecError(source, f"expected a JSON object, got {type(raw).__name__}; wrap the fields in {{...}}")
     unknown = sorted(set(raw) - set(ALLOWED_KEYS))
     if unknown:
         raise SpecError(source, f"unknown key(s) {unknown}; allowed keys are {list(ALLOWED_KEYS)}")
@@ -197,9 +195,7 @@ def parse_spec(raw: Any, source: str, base_dir: Path, default_name: str) -> Worl
 
     inference_type = raw.get("inference_type") or _infer_type(input_path)
     if inference_type not in INFERENCE_TYPES:
-        raise SpecError(
-            source, f"inference_type={inference_type!r} is unknown; use one of {list(INFERENCE_TYPES)}"
-        )
+        raise SpecError(source, f"inference_type={inference_type!r} is unknown; use one of {list(INFERENCE_TYPES)}")
     if inference_type != "text2world" and input_path is None:
         raise SpecError(source, f"{inference_type} needs an input; set input_path to an image or video")
 

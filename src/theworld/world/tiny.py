@@ -63,9 +63,7 @@ def _t5_text_encoder():
 
     unigram = Tokenizer(models.Unigram())
     unigram.pre_tokenizer = pre_tokenizers.Metaspace()
-    trainer = trainers.UnigramTrainer(
-        vocab_size=100, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>"
-    )
+    trainer = trainers.UnigramTrainer(vocab_size=100, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>")
     unigram.train_from_iterator(_CORPUS, trainer)
     tokenizer = T5TokenizerFast(
         tokenizer_object=unigram, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", extra_ids=0

@@ -1,0 +1,99 @@
+"""`theworld chat`: one-shot answers streamed token by token, or an interactive multi-turn chat."""
+
+from pathlib import Path
+
+import typer
+
+from theworld.cli.common import console, fail, is_terminal, load_model, set_threads, user_errors
+
+__all__ = ["chat"]
+
+HELP = "commands: /image PATH, /video PATH, /world N, /clear, exit"
+
+
+def chat(
+    model: str = typer.Option("theworld-tiny", help="Checkpoint folder, Hub id, or 'theworld-tiny'."),
+    text: str | None = typer.Option(None, help="The message; without it (on a terminal) chat interactively."),
+    image: Path | None = typer.Option(None, help="An image to talk about."),
+    video: Path | None = typer.Option(None, help="A video: the world model reads the clip, the LM its last frame."),
+    prompt: str | None = typer.Option(None, help="A system prompt."),
+    world_steps: int | None = typer.Option(None, help="Future frames to imagine (default: the model's)."),
+    max_new_tokens: int = typer.Option(64, min=1),
+    temperature: float | None = typer.Option(None, min=0.0, help="Sample with this temperature (default greedy)."),
+    top_p: float | None = typer.Option(None, min=0.0, max=1.0),
+    num_beams: int = typer.Option(1, min=1),
+    save_world: Path | None = typer.Option(None, help="Write the imagined frames of --image as PATH.png and PATH.gif."),
+    threads: int | None = typer.Option(None, help="PyTorch CPU threads."),
+) -> None:
+    """Chat with TheWorld about images and videos; it imagines the scene's future before it answers."""
+    from theworld.chat import ChatSession
+
+    set_threads(threads)
+    if text is None and not is_terminal():
+        fail("No input: pass --text (with --image/--video if you like), or run in a terminal to chat interactively.")
+    generation = {"max_new_tokens": max_new_tokens, "num_beams": num_beams}
+    if temperature:
+        generation.update(do_sample=True, temperature=temperature, top_p=top_p)
+    with user_errors():
+        world = load_model(model)
+        session = ChatSession(world, system_prompt=prompt, num_world_steps=world_steps)
+        if image is not None:
+            session.attach_image(image)
+            if save_world is not None:
+                from theworld.training.data import to_uint8
+                from theworld.visualize import save_strip_and_gif
+
+                png, gif = save_strip_and_gif(
+                    to_uint8(world.imagine_frames(image, session.num_world_steps)), save_world
+                )
+                console.print(f"imagined world saved to {png} and {gif}")
+        if video is not None:
+            session.attach_video(video)
+        if text is not None:
+            session.reply(text, stream=True, **generation)
+            return
+    console.print(f"TheWorld chat ({model}). {HELP}")
+    while True:
+        try:
+            line = input("you> ").strip()
+        except (EOFError, KeyboardInterrupt):
+            print()
+            return
+        if line in ("exit", "quit", "/exit", "/quit"):
+            return
+        with user_errors_in_chat():
+            if not line:
+                continue
+            command, _, argument = line.partition(" ")
+            if command == "/image":
+                session.attach_image(argument.strip())
+                console.print(f"image attached: {argument.strip()}")
+            elif command == "/video":
+                session.attach_video(argument.strip())
+                console.print(f"video attached: {argument.strip()}")
+            elif command == "/clear":
+                session.clear()
+                console.print("conversation cleared")
+            elif command == "/world":
+                steps = int(argument)
+                world._world_steps(steps, skip_world_tokens=False, has_image=True)
+                session.num_world_steps = steps
+                console.print(f"world steps: {steps}")
+            elif command.startswith("/"):
+                console.print(f"unknown command {command}; {HELP}")
+            else:
+                print("theworld> ", end="", flush=True)
+                session.reply(line, stream=True, **generation)
+
+
+class user_errors_in_chat:  # noqa: N801 - used as a context manager, like contextlib's
+    """In the interactive loop a bad command prints one line and the chat goes on."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, traceback) -> bool:
+        if error is not None and isinstance(error, (ValueError, OSError)):
+            console.print(f"[red]error:[/red] {str(error).strip().splitlines()[0]}", highlight=False)
+            return True
+        return False

@@ -1,0 +1,133 @@
+"""`theworld chat`: one-shot text/image/video answers, multi-turn history, and the interactive mode on a pty."""
+
+import os
+import pty
+import select
+import subprocess
+import sys
+import time
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import torch
+from conftest import make_image, randomise
+from PIL import Image
+from transformers import AutoProcessor
+from typer.testing import CliRunner
+
+from theworld import TheWorld
+from theworld.chat import ChatSession
+from theworld.cli.main import app
+from theworld.modeling.presets import config_from_name
+
+
+@pytest.fixture(scope="module")
+def clip_path(tmp_path_factory):
+    """A short mp4 whose frames differ, so that the clip carries motion."""
+    frames = np.stack([np.asarray(make_image(seed)) for seed in range(6)])
+    path = tmp_path_factory.mktemp("video") / "clip.mp4"
+    iio.imwrite(path, frames, fps=4, codec="libx264", pixelformat="yuv444p")
+    return path
+
+
+def test_one_shot_text_and_image(checkpoint, tmp_path):
+    make_image(3).save(tmp_path / "scene.png")
+    arguments = ["chat", "--model", str(checkpoint), "--image", str(tmp_path / "scene.png"), "--text", "where?"]
+    result = CliRunner().invoke(app, [*arguments, "--max-new-tokens", "4", "--world-steps", "2"])
+    assert result.exit_code == 0, result.output
+    model = TheWorld.from_pretrained(checkpoint)
+    model.processor = AutoProcessor.from_pretrained(checkpoint)
+    session = ChatSession(model, num_world_steps=2)
+    session.attach_image(tmp_path / "scene.png")
+    assert result.stdout.strip() == session.reply("where?", max_new_tokens=4), "the streamed answer is the answer"
+
+
+def test_one_shot_video(checkpoint, clip_path):
+    arguments = ["chat", "--model", str(checkpoint), "--video", str(clip_path), "--text", "where?"]
+    result = CliRunner().invoke(app, [*arguments, "--max-new-tokens", "4"])
+    assert result.exit_code == 0, result.output
+
+
+def test_the_world_reads_the_whole_clip(processor, clip_path):
+    """With two frames of dynamics context, the world of a video differs from the world of its last frame."""
+    config = config_from_name("test", processor.tokenizer, dynamics_config={"hidden_channels": 16, "context_frames": 2})
+    model = randomise(TheWorld(config))
+    model.processor = processor
+    session = ChatSession(model, num_world_steps=2)
+    session.attach_video(clip_path)
+    last_frame = processor.image_processor(images=[Image.fromarray(iio.imread(clip_path)[-1])], return_tensors="pt")
+    still = model.imagine(last_frame["pixel_values"], 2)
+    from_video = session._world_latents[0]
+    assert from_video.shape == still.shape
+    assert torch.allclose(from_video[:, 0], still[:, 0], atol=1e-5), "the current frame is the clip's last frame"
+    assert not torch.allclose(from_video[:, 1:], still[:, 1:], atol=1e-4), "the clip's motion changes the future"
+
+
+def test_multi_turn_history(model, processor):
+    model.processor = processor
+    session = ChatSession(model, num_world_steps=1)
+    session.attach_image(make_image(4))
+    first = session.reply("where is the red ball?", max_new_tokens=3)
+    session.reply("and after two steps?", max_new_tokens=3)
+    assert [m["role"] for m in session.messages] == ["user", "assistant", "user", "assistant"]
+    prompt = processor.apply_chat_template(session.messages[:3], tokenize=False, add_generation_prompt=True)
+    assert first in prompt and prompt.count("<start_of_image>") == 1
+    session.clear()
+    assert session.messages == [] and not session.has_media
+
+
+def test_bad_input(checkpoint, tmp_path):
+    corrupt = tmp_path / "broken.mp4"
+    corrupt.write_bytes(b"not a video at all")
+    runner = CliRunner()
+    result = runner.invoke(app, ["chat", "--model", str(checkpoint), "--video", str(corrupt), "--text", "hi"])
+    assert result.exit_code == 2 and "Cannot read video" in result.output
+    result = runner.invoke(app, ["chat", "--model", str(checkpoint)])
+    assert result.exit_code == 2 and "No input" in result.output
+
+
+def test_interactive_mode_on_a_pseudo_terminal(checkpoint, tmp_path):
+    make_image(6).save(tmp_path / "scene.png")
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "theworld.cli.main", "chat", "--model", str(checkpoint), "--max-new-tokens", "3"],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), TERM="dumb"),
+        close_fds=True,
+    )
+    os.close(follower)
+    transcript = b""
+
+    def read_until(marker: bytes, timeout: float = 120) -> None:
+        nonlocal transcript
+        deadline = time.time() + timeout
+        while marker not in transcript and time.time() < deadline:
+            ready, _, _ = select.select([leader], [], [], 0.5)
+            if ready:
+                try:
+                    transcript += os.read(leader, 4096)
+                except OSError:
+                    break
+        assert marker in transcript, transcript.decode(errors="replace")[-2000:]
+
+    try:
+        read_until(b"you> ")
+        for line, marker in [
+            (f"/image {tmp_path / 'scene.png'}", b"image attached"),
+            ("where is the red ball?", b"theworld> "),
+            ("/world 2", b"world steps: 2"),
+            ("/image missing.png", b"Image not found"),
+            ("/clear", b"conversation cleared"),
+        ]:
+            os.write(leader, line.encode() + b"\n")
+            read_until(marker)
+            read_until(b"you> ")
+            transcript = transcript[transcript.rindex(b"you> ") + 5 :]
+        os.write(leader, b"exit\n")
+        assert process.wait(timeout=60) == 0
+    finally:
+        process.kill()
+        os.close(leader)

@@ -1,0 +1,84 @@
+"""The shipped TheWorld-tiny: it loads by its documented names, answers held-out ToyWorld questions, and the
+commands built on it work from the example image."""
+
+import numpy as np
+import pytest
+from PIL import Image
+from transformers import AutoProcessor
+from typer.testing import CliRunner
+
+import theworld
+from theworld import TheWorld
+from theworld.cli.main import app
+from theworld.toyworld import make_examples
+from theworld.toyworld.language import QUADRANTS
+from theworld.training.evaluate import answer_questions
+
+EXAMPLE = "examples/toyworld_scene.png"
+
+
+@pytest.fixture(scope="module")
+def default_model():
+    model = TheWorld.from_pretrained(theworld.DEFAULT_MODEL).eval()
+    return model, AutoProcessor.from_pretrained(theworld.DEFAULT_MODEL)
+
+
+@pytest.fixture(scope="module")
+def held_out():
+    return make_examples("test", 40, questions_per_clip=4)
+
+
+def accuracy(model, processor, examples, family: str, **kwargs) -> float:
+    chosen = [e for e in examples if e.family == family]
+    answers = answer_questions(model, processor, [e.image for e in chosen], [e.question for e in chosen], **kwargs)
+    return float(np.mean([a == e.answer for a, e in zip(answers, chosen, strict=True)]))
+
+
+def test_default_model_answers_held_out_questions(default_model, held_out):
+    model, processor = default_model
+    static = accuracy(model, processor, held_out, "static", num_world_steps=4)
+    temporal = accuracy(model, processor, held_out, "temporal", num_world_steps=4)
+    temporal_without_world = accuracy(model, processor, held_out, "temporal", skip_world_tokens=True)
+    assert static >= 0.85, static
+    assert temporal >= 0.70, temporal
+    assert temporal >= temporal_without_world + 0.15, (temporal, temporal_without_world)
+
+
+def test_default_model_loads_by_name(default_model):
+    model, _ = default_model
+    assert TheWorld.from_pretrained("theworld-tiny").config.to_dict() == model.config.to_dict()
+    assert model.config.num_world_steps == 4
+
+
+def test_ask_cli_answers_and_saves_the_imagined_world(tmp_path):
+    result = CliRunner().invoke(
+        app, ["ask", EXAMPLE, "where will the red shape be after 2 steps?", "--save-world", str(tmp_path / "world")]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip().splitlines()[-1] in QUADRANTS
+    strip = Image.open(tmp_path / "world.png")
+    assert strip.width > 5 * strip.height  # the current frame and 4 imagined ones, side by side
+    assert Image.open(tmp_path / "world.gif").n_frames == 5
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["ask", "missing.png", "what colour is the ball?"], "Image not found"),
+        (["ask", EXAMPLE, "what colour is the ball?", "--model", "no/such/model"], "Model not found"),
+        (["ask", EXAMPLE, "what colour is the ball?", "--world-steps", "9"], "max_world_steps"),
+        (["ask", EXAMPLE, "what colour is the ball?", "--world-steps", "-1"], "0 or more"),
+    ],
+)
+def test_ask_cli_bad_input_is_one_clear_line(arguments, message):
+    result = CliRunner().invoke(app, arguments)
+    assert result.exit_code == 2
+    assert message in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_eval_cli_prints_the_table(tmp_path):
+    result = CliRunner().invoke(app, ["eval", "--clips", "3", "--json", str(tmp_path / "report.json")])
+    assert result.exit_code == 0, result.output
+    for row in ("num_world_steps=4", "num_world_steps=0", "enable_world=False", "PSNR"):
+        assert row in result.output
+    assert (tmp_path / "report.json").is_file()
