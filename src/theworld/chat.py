@@ -52,20 +52,31 @@ class ChatSession:
     def has_media(self) -> bool:
         return bool(self._world_latents)
 
+    @property
+    def is_base_model(self) -> bool:
+        """A pretrained-only checkpoint continues text; a chat template would only confuse it."""
+        return bool(getattr(self.model.config, "theworld_is_base_model", False))
+
     def reply(self, text: str, stream: bool = False, **generation_kwargs) -> str:
-        """Add a user message (with the attached media), generate the answer, and keep both in the history."""
+        """Add a user message (with the attached media), generate the answer, and keep both in the history.
+        A base model gets the conversation so far as plain text to continue (completion prompting)."""
         self.messages.append({"role": "user", "content": [*self._pending, {"type": "text", "text": text}]})
         self._pending = []
-        inputs = self.processor.apply_chat_template(
-            self.messages, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
-        ).to(self.model.device)
+        if self.is_base_model:
+            if self.has_media:
+                raise ValueError("This is a base (completion) model: it takes text only; use an instruction model")
+            history = "".join(part["text"] for m in self.messages for part in m["content"] if m["role"] != "system")
+            inputs = self.processor(text=history, return_tensors="pt").to(self.model.device)
+        else:
+            inputs = self.processor.apply_chat_template(
+                self.messages, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
+            ).to(self.model.device)
         if "pixel_values" in inputs:
             inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
             generation_kwargs["num_world_steps"] = self.num_world_steps if self.model.config.enable_world else None
             generation_kwargs["world_latents"] = self._latents(inputs["pixel_values"])
-        streamer = (
-            TextStreamer(self.processor.tokenizer, skip_prompt=True, skip_special_tokens=True) if stream else None
-        )
+        tokenizer = getattr(self.processor, "tokenizer", self.processor)  # text-only checkpoints have no processor
+        streamer = TextStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True) if stream else None
         output = self.model.generate(**inputs, streamer=streamer, **generation_kwargs)
         answer = self.processor.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True).strip()
         self.messages.append({"role": "assistant", "content": [{"type": "text", "text": answer}]})

@@ -50,7 +50,8 @@ def chat(
         if video is not None:
             session.attach_video(video)
         if text is not None:
-            session.reply(text, stream=True, **generation)
+            # Shells pass "\n" as two characters; completion prompts ("Question: ...\nAnswer:") need a newline.
+            session.reply(text.replace("\\n", "\n"), stream=True, **generation)
             return
     console.print(f"TheWorld chat ({model}). {HELP}")
     while True:

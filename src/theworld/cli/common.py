@@ -50,7 +50,7 @@ def load_model(name: str, **kwargs):
         fail(f"Model not found: {name} (no config.json there). Pass a checkpoint folder, a Hub id, or 'theworld-tiny'.")
     try:
         model = TheWorld.from_pretrained(path, **kwargs).eval()
-        model.processor = AutoProcessor.from_pretrained(path)
+        model.processor = AutoProcessor.from_pretrained(model.name_or_path)
     except OSError as error:
         fail(f"Cannot load model {name}: {str(error).strip().splitlines()[0]}")
     return model

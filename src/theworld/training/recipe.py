@@ -35,7 +35,7 @@ console = Console(stderr=True)
 class RecipeSettings:
     preset: str = "theworld-tiny"
     vae_clips: int = 400
-    vae_steps: int = 800
+    vae_steps: int = 1000
     vae_batch_size: int = 16
     dynamics_clips: int = 800
     dynamics_steps: int = 1000
