@@ -17,7 +17,7 @@ import time
 import numpy as np
 import torch
 from PIL import Image
-from transformers import Gemma3Config, Gemma3ForConditionalGeneration
+from transformers import Gemma3ForConditionalGeneration
 
 import theworld  # noqa: F401
 from theworld.modeling.modeling_theworld import TheWorld
@@ -40,16 +40,7 @@ def build(size: str, vocab_size: int):
     world = TheWorld(config).eval()
     with torch.no_grad():
         world.model.multi_modal_projector.mm_input_projection_weight.normal_(std=0.02)
-    plain = Gemma3ForConditionalGeneration(
-        Gemma3Config(
-            text_config=config.text_config.to_dict(),
-            vision_config=config.vision_config.to_dict(),
-            mm_tokens_per_image=config.mm_tokens_per_image,
-            boi_token_index=config.boi_token_index,
-            eoi_token_index=config.eoi_token_index,
-            image_token_index=config.image_token_index,
-        )
-    ).eval()
+    plain = Gemma3ForConditionalGeneration(config.to_gemma3()).eval()
     plain.load_state_dict(world.state_dict(), strict=False)
     image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (vision.image_size,) * 2 + (3,), dtype=np.uint8))
     messages = [{"role": "user", "content": [{"type": "image", "image": image}, {"type": "text", "text": CORPUS[0]}]}]

@@ -1,10 +1,11 @@
-"""Decode speed of real Gemma 3 270M on CPU: transformers (fp32, bf16) against llama.cpp on the same GGUF.
+"""Decode speed of real Gemma 3 270M on CPU: transformers and TheWorld (fp32, bf16) against llama.cpp on the
+same GGUF.
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/real_gemma.py [--threads 1] [--new-tokens 64]
 
 Every row times one `generate_fn(prompt_ids, steps) -> new_ids` (greedy): once for 1 token (the
-prefill) and once for `--new-tokens`; decode speed is the difference. To add a row, e.g. TheWorld,
-append `(name, generate_fn, weight_bytes)` to the list `rows()` returns.
+prefill) and once for `--new-tokens`; decode speed is the difference. To add a row, append
+`(name, generate_fn, weight_bytes)` to the list `rows()` returns.
 
 "GB/s" is the weight bytes read per decoded token times tokens/s: every weight, the tied 262k x 640
 embedding included (it is the output projection), is read once per token.
@@ -26,9 +27,7 @@ GenerateFn = Callable[[list[int], int], list[int]]
 PROMPT = "Question: What is the capital of France?\nAnswer:"
 
 
-def time_decode(
-    generate_fn: GenerateFn, prompt_ids: list[int], new_tokens: int
-) -> tuple[float, float, list[int]]:
+def time_decode(generate_fn: GenerateFn, prompt_ids: list[int], new_tokens: int) -> tuple[float, float, list[int]]:
     """(prefill seconds, decode tokens/s, generated ids), each the best of two runs after a warm-up."""
     generate_fn(prompt_ids, 2)
     best_prefill, best_total = float("inf"), float("inf")
@@ -46,7 +45,17 @@ def time_decode(
 def transformers_fn(folder, dtype: torch.dtype) -> tuple[GenerateFn, int]:
     from transformers import Gemma3ForCausalLM
 
-    model = Gemma3ForCausalLM.from_pretrained(folder, dtype=dtype).eval()
+    return _generate_fn(Gemma3ForCausalLM.from_pretrained(folder, dtype=dtype).eval())
+
+
+def theworld_fn(folder, dtype: torch.dtype) -> tuple[GenerateFn, int]:
+    """TheWorld wrapping the same weights (world off: a text prompt has no image to imagine from)."""
+    from theworld import TheWorld
+
+    return _generate_fn(TheWorld.from_pretrained(folder, enable_world=False, dtype=dtype))
+
+
+def _generate_fn(model) -> tuple[GenerateFn, int]:
 
     def generate(ids: list[int], steps: int) -> list[int]:
         with torch.inference_mode():
@@ -59,15 +68,14 @@ def transformers_fn(folder, dtype: torch.dtype) -> tuple[GenerateFn, int]:
             )
         return out[0, len(ids) :].tolist()
 
-    return generate, sum(p.numel() * p.element_size() for p in model.parameters())
+    language = [p for name, p in model.named_parameters() if "vision" not in name]  # what decoding reads
+    return generate, sum(p.numel() * p.element_size() for p in language)
 
 
 def llama_cpp_fn(gguf_path, threads: int) -> tuple[GenerateFn, int]:
     from llama_cpp import Llama, llama_get_logits_ith
 
-    llama = Llama(
-        model_path=str(gguf_path), n_ctx=512, n_threads=threads, n_threads_batch=threads, verbose=False
-    )
+    llama = Llama(model_path=str(gguf_path), n_ctx=512, n_threads=threads, n_threads_batch=threads, verbose=False)
 
     def generate(ids: list[int], steps: int) -> list[int]:
         llama.reset()
@@ -86,7 +94,9 @@ def llama_cpp_fn(gguf_path, threads: int) -> tuple[GenerateFn, int]:
 def rows(gguf_path, folder, threads: int) -> list[tuple[str, GenerateFn, int]]:
     found = [
         ("transformers fp32", *transformers_fn(folder, torch.float32)),
+        ("TheWorld fp32", *theworld_fn(folder, torch.float32)),
         ("transformers bf16", *transformers_fn(folder, torch.bfloat16)),
+        ("TheWorld bf16", *theworld_fn(folder, torch.bfloat16)),
     ]
     try:
         found.append(("llama.cpp Q4_K_M", *llama_cpp_fn(gguf_path, threads)))

@@ -9,7 +9,8 @@ import jinja2
 import pytest
 
 from theworld.modeling import gguf
-from theworld.modeling.gguf import GEMMA3_CHAT_TEMPLATE, convert_gguf_to_folder, resolve_gguf
+from theworld.modeling.gguf import convert_gguf_to_folder, resolve_gguf
+from theworld.modeling.processing import GEMMA3_CHAT_TEMPLATE
 
 # general.* keys of the PyPI file (google/gemma-3-270m, the base model), and of typical -it files.
 BASE_270M = {"general.name": "Gemma 3 270m", "file_name": "gemma-3-270m-q4_k_m.gguf"}

@@ -15,7 +15,6 @@ from transformers import (
     AutoConfig,
     AutoModelForImageTextToText,
     AutoProcessor,
-    Gemma3Config,
     Gemma3ForConditionalGeneration,
 )
 
@@ -29,21 +28,10 @@ def inputs(processor):
     return chat_inputs(processor, [conversation(make_image(7), "where is the red ball?")])
 
 
-def gemma3_config(config: TheWorldConfig) -> Gemma3Config:
-    return Gemma3Config(
-        text_config=config.text_config.to_dict(),
-        vision_config=config.vision_config.to_dict(),
-        mm_tokens_per_image=config.mm_tokens_per_image,
-        boi_token_index=config.boi_token_index,
-        eoi_token_index=config.eoi_token_index,
-        image_token_index=config.image_token_index,
-    )
-
-
 @pytest.fixture(scope="module")
 def gemma_checkpoint(tmp_path_factory, model, processor):
     """A plain Gemma 3 folder holding the language and vision weights of the tiny TheWorld."""
-    gemma = Gemma3ForConditionalGeneration(gemma3_config(model.config)).eval()
+    gemma = Gemma3ForConditionalGeneration(model.config.to_gemma3()).eval()
     missing, _ = gemma.load_state_dict(model.state_dict(), strict=False)
     assert not missing
     folder = tmp_path_factory.mktemp("gemma3")

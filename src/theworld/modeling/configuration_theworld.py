@@ -77,6 +77,17 @@ class TheWorldConfig(Gemma3Config):
             raise ValueError("The world token ids are unset: build the config with TheWorldConfig.from_gemma3")
         return ids
 
+    def to_gemma3(self) -> Gemma3Config:
+        """The Gemma 3 config of the same language and vision model: what TheWorld is with the world off."""
+        return Gemma3Config(
+            text_config=self.text_config.to_dict(),
+            vision_config=self.vision_config.to_dict(),
+            mm_tokens_per_image=self.mm_tokens_per_image,
+            boi_token_index=self.boi_token_index,
+            eoi_token_index=self.eoi_token_index,
+            image_token_index=self.image_token_index,
+        )
+
     @classmethod
     def from_gemma3(cls, gemma_config: Gemma3Config, **world_kwargs: Any) -> "TheWorldConfig":
         """A TheWorld config for a Gemma 3 checkpoint. The world tokens get new ids after the Gemma vocabulary

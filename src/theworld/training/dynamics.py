@@ -1,10 +1,10 @@
 """Recipe 2: the dynamics model, trained to predict the next frame's latents (what `num_world_steps` runs)."""
 
 import torch
-from tqdm.auto import tqdm
 
 from theworld.modeling.dynamics import WorldDynamics
 from theworld.modeling.world_encoder import WorldEncoder
+from theworld.training.loop import optimize
 
 __all__ = ["encode_clips", "rollout_errors", "train_dynamics"]
 
@@ -28,26 +28,18 @@ def train_dynamics(
     feeding its own predictions back, as inference does; returns the last mean squared error."""
     generator = torch.Generator().manual_seed(seed)
     context = dynamics.context_frames
-    optimizer = torch.optim.AdamW(dynamics.parameters(), lr=lr, weight_decay=0.0)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=max(steps, 1), pct_start=0.1)
-    dynamics.train()
-    error = float("nan")
-    progress = tqdm(range(steps), desc="dynamics", leave=False)
     num_clips, num_frames = latents.shape[:2]
-    for _ in progress:
+    window = torch.arange(-context + 1, rollout_steps + 1)
+
+    def step_loss() -> tuple[torch.Tensor, float]:
         clips = torch.randint(num_clips, (batch_size,), generator=generator)
         start = torch.randint(context - 1, num_frames - rollout_steps, (batch_size,), generator=generator)
-        window = torch.arange(-context + 1, rollout_steps + 1)
         sequence = latents[clips[:, None], start[:, None] + window]  # (B, context + rollout, C, h, w)
-        predicted = dynamics.rollout(sequence[:, :context], rollout_steps)
-        loss = (predicted - sequence[:, context:]).pow(2).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(dynamics.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
-        error = loss.item()
-        progress.set_postfix(mse=f"{error:.4f}")
+        loss = (dynamics.rollout(sequence[:, :context], rollout_steps) - sequence[:, context:]).pow(2).mean()
+        return loss, loss.item()
+
+    dynamics.train()
+    error = optimize(dynamics.parameters(), steps, lr, step_loss, "dynamics")
     dynamics.eval()
     return error
 

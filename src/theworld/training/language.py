@@ -9,10 +9,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from PIL import Image
-from tqdm.auto import tqdm
 from transformers import Gemma3Processor
 
 from theworld.modeling.modeling_theworld import TheWorld
+from theworld.training.loop import optimize
 
 __all__ = ["QATensors", "chat_messages", "encode_examples", "imagine_latents", "train_language"]
 
@@ -107,23 +107,16 @@ def train_language(
     frozen = [model.world_encoder, model.dynamics]
     for module in frozen:
         module.requires_grad_(False)
-    parameters = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=0.01)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=max(steps, 1), pct_start=0.05)
-    model.train()
-    loss_value = float("nan")
-    progress = tqdm(range(steps), desc="language", leave=False)
-    for _ in progress:
+
+    def step_loss() -> tuple[torch.Tensor, float]:
         index = torch.randint(len(data), (batch_size,), generator=generator)
         skip = bool(torch.rand((), generator=generator) < world_dropout)
         loss = model(**data.batch(index), num_world_steps=num_world_steps, skip_world_tokens=skip).loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(parameters, 1.0)
-        optimizer.step()
-        schedule.step()
-        loss_value = loss.item()
-        progress.set_postfix(loss=f"{loss_value:.3f}")
+        return loss, loss.item()
+
+    model.train()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    loss_value = optimize(trainable, steps, lr, step_loss, "language", weight_decay=0.01, warmup_fraction=0.05)
     for module in frozen:
         module.requires_grad_(True)
     model.eval()

@@ -4,7 +4,8 @@ import math
 
 import torch
 from diffusers import AutoencoderKLWan
-from tqdm.auto import tqdm
+
+from theworld.training.loop import optimize
 
 __all__ = ["latent_statistics", "reconstruction_psnr", "train_vae"]
 
@@ -24,26 +25,17 @@ def train_vae(
     Pixels that differ from the frame's background count `foreground_weight` times: ToyWorld's shapes cover a
     few percent of a frame, and a plain MSE learns the background first and blurs the shapes' colours."""
     generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=max(steps, 1), pct_start=0.1)
-    vae.train()
-    mse = float("nan")
-    progress = tqdm(range(steps), desc="vae", leave=False)
-    for _ in progress:
+
+    def step_loss() -> tuple[torch.Tensor, float]:
         batch = frames[torch.randint(len(frames), (batch_size,), generator=generator)].unsqueeze(2)
         posterior = vae.encode(batch).latent_dist
         # The mean, not a sample, goes to the decoder: the world encoder reads the mean at inference too.
-        reconstruction = vae.decode(posterior.mean).sample
-        squared_error = (reconstruction - batch).pow(2)
-        loss_mse = squared_error.mean()
-        loss = (squared_error * _foreground_weight(batch, foreground_weight)).mean() + kl_weight * posterior.kl().mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
-        mse = loss_mse.item()
-        progress.set_postfix(mse=f"{mse:.4f}")
+        squared_error = (vae.decode(posterior.mean).sample - batch).pow(2)
+        weighted = (squared_error * _foreground_weight(batch, foreground_weight)).mean()
+        return weighted + kl_weight * posterior.kl().mean(), squared_error.mean().item()
+
+    vae.train()
+    mse = optimize(vae.parameters(), steps, lr, step_loss, "vae")
     vae.eval()
     return mse
 

@@ -1,0 +1,36 @@
+"""The optimisation loop every recipe shares: AdamW, one-cycle learning rate, gradient clipping, progress."""
+
+from collections.abc import Callable, Iterable
+
+import torch
+from tqdm.auto import tqdm
+
+__all__ = ["optimize"]
+
+
+def optimize(
+    parameters: Iterable[torch.nn.Parameter],
+    steps: int,
+    lr: float,
+    step_loss: Callable[[], tuple[torch.Tensor, float]],
+    description: str,
+    weight_decay: float = 0.0,
+    warmup_fraction: float = 0.1,
+) -> float:
+    """Run `steps` updates of `step_loss() -> (loss to minimise, figure to report)`; return the last figure."""
+    parameters = list(parameters)
+    optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=lr, total_steps=max(steps, 1), pct_start=warmup_fraction
+    )
+    reported = float("nan")
+    progress = tqdm(range(steps), desc=description, leave=False)
+    for _ in progress:
+        loss, reported = step_loss()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+        optimizer.step()
+        schedule.step()
+        progress.set_postfix({description: f"{reported:.4f}"})
+    return reported
