@@ -10,7 +10,7 @@ import textwrap
 import pytest
 import torch
 from conftest import chat_inputs, conversation, make_image
-from diffusers import AutoencoderKLWan
+from diffusers import AutoencoderKLCosmos, AutoencoderKLWan
 from transformers import (
     AutoConfig,
     AutoModelForImageTextToText,
@@ -137,3 +137,36 @@ def test_saved_config_names_the_world(checkpoint):
     saved = json.loads((checkpoint / "config.json").read_text())
     assert saved["model_type"] == "theworld" and saved["enable_world"] is True
     assert saved["world_encoder_type"] == "wan"
+
+
+TINY_COSMOS_VAE = {
+    "latent_channels": 4,
+    "encoder_block_out_channels": [8, 8, 8, 8],
+    "decode_block_out_channels": [8, 8, 8, 8],
+    "attention_resolutions": [],
+    "resolution": 32,
+    "num_layers": 1,
+    "patch_size": 4,
+    "spatial_compression_ratio": 4,
+    "temporal_compression_ratio": 4,
+    "latents_mean": None,
+    "latents_std": None,
+}
+
+
+def test_cosmos_vae_as_the_world_encoder(gemma_checkpoint, inputs, tmp_path):
+    """Cosmos-Predict1's AutoencoderKLCosmos plugs in where the Wan VAE does."""
+    vae = AutoencoderKLCosmos.from_config(TINY_COSMOS_VAE)
+    vae.save_pretrained(tmp_path / "cosmos1" / "vae")
+    fused = TheWorld.from_pretrained(
+        gemma_checkpoint, cosmos_model_name=str(tmp_path / "cosmos1"), world_encoder_type="cosmos"
+    ).eval()
+    assert type(fused.world_encoder.vae) is AutoencoderKLCosmos
+    for name, tensor in vae.state_dict().items():
+        assert torch.equal(fused.world_encoder.vae.state_dict()[name], tensor), name
+    with torch.no_grad():
+        fused.dynamics.out.weight.normal_(std=0.1)
+    assert not torch.equal(fused(**inputs, num_world_steps=2).logits, fused(**inputs, num_world_steps=0).logits[:, :])
+    fused.save_pretrained(tmp_path / "saved")
+    again = TheWorld.from_pretrained(tmp_path / "saved").eval()
+    assert torch.equal(again(**inputs, num_world_steps=2).logits, fused(**inputs, num_world_steps=2).logits)

@@ -422,6 +422,8 @@ class TheWorld(Gemma3ForConditionalGeneration):
         model = super().from_pretrained(path, *model_args, config=config, **kwargs)
         if new_world:
             model._attach_new_world(cosmos_model_name, cosmos_subfolder, hub_kwargs)
+        elif config.enable_world:
+            model.world_encoder.restore_derived_buffers()
         return model
 
     @classmethod

@@ -27,6 +27,19 @@ class WorldEncoder(nn.Module):
         self.register_buffer("latents_mean", _channel_stat(mean, channels, 0.0), persistent=True)
         self.register_buffer("latents_std", _channel_stat(std, channels, 1.0), persistent=True)
 
+    def restore_derived_buffers(self) -> None:
+        """Recompute the VAE's non-persistent buffers (Cosmos' Haar wavelet filters): checkpoints do not hold
+        them, and transformers' meta-device loading leaves them uninitialised."""
+        saved = set(self.vae.state_dict())
+        derived = [name for name, _ in self.vae.named_buffers() if name not in saved]
+        if not derived:
+            return
+        fresh = dict(type(self.vae).from_config(self.vae.config).named_buffers())
+        with torch.no_grad():
+            for name in derived:
+                buffer = self.vae.get_buffer(name)
+                buffer.copy_(fresh[name].to(device=buffer.device, dtype=buffer.dtype))
+
     @property
     def latent_channels(self) -> int:
         config = self.vae.config
@@ -49,7 +62,7 @@ class WorldEncoder(nn.Module):
         flat = frames.flatten(0, 1).to(self.vae.dtype)
         if flat.shape[-1] != self.image_size or flat.shape[-2] != self.image_size:
             flat = F.interpolate(flat, size=(self.image_size, self.image_size), mode="area")
-        latents = self.vae.encode(flat.unsqueeze(2)).latent_dist.mean[:, :, 0]
+        latents = self.vae.encode(flat.unsqueeze(2)).latent_dist.mode()[:, :, 0]  # Cosmos: deterministic
         latents = (latents - self.latents_mean.view(1, -1, 1, 1)) / self.latents_std.view(1, -1, 1, 1)
         return latents.to(flat.dtype).unflatten(0, (batch, steps))
 
