@@ -33,22 +33,13 @@ from theworld.modeling.configuration_theworld import TheWorldConfig
 from theworld.modeling.dynamics import ZeroConv2d, build_dynamics
 from theworld.modeling.gguf import GGUF_MODELS, convert_gguf_to_folder, resolve_gguf
 from theworld.modeling.names import resolve_model_name
+from theworld.modeling.presets import SMALL_SIGLIP
 from theworld.modeling.world_encoder import VAE_CLASSES, WorldEncoder
 from theworld.modeling.world_projector import WorldProjector
 
 __all__ = ["TheWorld"]
 
 _HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision")
-# The vision tower a text-only Gemma 3 gets when TheWorld wraps it: a small SigLIP, freshly initialised.
-_TEXT_CHECKPOINT_VISION = {
-    "model_type": "siglip_vision_model",
-    "hidden_size": 384,
-    "intermediate_size": 1536,
-    "num_hidden_layers": 6,
-    "num_attention_heads": 6,
-    "image_size": 224,
-    "patch_size": 14,
-}
 
 
 @dataclass
@@ -430,7 +421,7 @@ class TheWorld(Gemma3ForConditionalGeneration):
     def _from_text_checkpoint(cls, path: str, text_config, enable_world: bool | None, kwargs: dict) -> "TheWorld":
         """A text-only Gemma 3 (e.g. Gemma 3 270M) as TheWorld's language model, wrapped in the multimodal class
         exactly as Gemma 3 4B's is; vision and world parts are attached freshly initialised, for training."""
-        vision_config = kwargs.pop("vision_config", None) or dict(_TEXT_CHECKPOINT_VISION)
+        vision_config = kwargs.pop("vision_config", None) or {**SMALL_SIGLIP, "model_type": "siglip_vision_model"}
         gemma_config = Gemma3Config(
             text_config=text_config.to_dict(), vision_config=vision_config, mm_tokens_per_image=64
         )

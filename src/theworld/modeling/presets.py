@@ -3,13 +3,25 @@
 Presets set sizes only; the token ids come from the tokenizer the model will be used with.
 """
 
+import copy
 from typing import Any
 
 from transformers import PreTrainedTokenizerBase
 
-from theworld.modeling.configuration_theworld import TheWorldConfig
+from theworld.modeling.configuration_theworld import TINY_WAN_VAE, TheWorldConfig
 
-__all__ = ["PRESETS", "config_from_name"]
+__all__ = ["PRESETS", "SMALL_SIGLIP", "config_from_name"]
+
+# A small SigLIP (about 10M parameters at 224 px): the 100M preset's, and the vision tower a text-only Gemma 3
+# gets when TheWorld wraps it, freshly initialised.
+SMALL_SIGLIP = {
+    "hidden_size": 384,
+    "intermediate_size": 1536,
+    "num_hidden_layers": 6,
+    "num_attention_heads": 6,
+    "image_size": 224,
+    "patch_size": 14,
+}
 
 PRESETS: dict[str, dict[str, Any]] = {
     # A few hundred thousand parameters: what the tests build and save in a second.
@@ -61,15 +73,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "world_pool": 8,  # 2x2 world tokens per frame, each a quadrant; space-to-depth keeps every value
             "num_world_steps": 4,
             "max_world_steps": 4,
-            "world_encoder_config": {
-                "base_dim": 8,
-                "z_dim": 8,
-                "dim_mult": [1, 2, 2],
-                "num_res_blocks": 1,
-                "temperal_downsample": [False, True],
-                "latents_mean": [0.0] * 8,
-                "latents_std": [1.0] * 8,
-            },
+            "world_encoder_config": TINY_WAN_VAE,
             "dynamics_config": {"hidden_channels": 64, "num_blocks": 2, "downsample": True},
         },
     },
@@ -83,14 +87,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "num_key_value_heads": 1,
             "head_dim": 256,
         },
-        "vision": {
-            "hidden_size": 384,
-            "intermediate_size": 1536,
-            "num_hidden_layers": 6,
-            "num_attention_heads": 6,
-            "image_size": 224,
-            "patch_size": 14,
-        },
+        "vision": SMALL_SIGLIP,
         "mm_tokens_per_image": 64,
         "world": {
             "world_image_size": 128,
@@ -141,7 +138,7 @@ def config_from_name(name: str, tokenizer: PreTrainedTokenizerBase, **overrides:
         start_of_world_token_id=tokenizer.convert_tokens_to_ids("<start_of_world>"),
         end_of_world_token_id=tokenizer.convert_tokens_to_ids("<end_of_world>"),
         world_token_id=tokenizer.convert_tokens_to_ids("<world_soft_token>"),
-        **preset["world"],
+        **copy.deepcopy(preset["world"]),
     )
     fields.update(overrides)
     return TheWorldConfig(**fields)
