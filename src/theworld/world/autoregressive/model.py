@@ -171,7 +171,7 @@ class AutoregressiveWorldModel:
         """
         layout = self.layout
         codes = self.encode(frames) if frames is not None and len(frames) else None
-        history = [] if codes is None else list(codes)
+        history = [] if codes is None else list(codes.cpu())
         text = [layout.special("[BOS]"), *layout.text_ids(prompt)]
         made: list[torch.Tensor] = []
         keep = max(1, layout.context_frames // 2)
@@ -197,16 +197,14 @@ class AutoregressiveWorldModel:
 
     def _generate(self, prompt_ids, new_frames, top_p, top_k, temperature, use_cache) -> torch.Tensor:
         input_ids = torch.tensor([prompt_ids], device=self.device)
-        sample = temperature > 0
+        # top_k=0 turns top-k off (the generation config's default would be 50); temperature 0 is greedy
+        sampling = dict(do_sample=True, top_p=top_p or 1.0, top_k=top_k or 0, temperature=temperature)
         out = self.transformer.generate(
             input_ids=input_ids,
             attention_mask=torch.ones_like(input_ids),
             max_new_tokens=new_frames * self.layout.frame_stride,
             min_new_tokens=new_frames * self.layout.frame_stride,
-            do_sample=sample,
-            top_p=top_p or 1.0,
-            top_k=top_k or 0,  # 0 turns top-k off (the generation config's default would be 50)
-            temperature=temperature if sample else 1.0,
+            **(sampling if temperature > 0 else dict(do_sample=False)),
             logits_processor=LogitsProcessorList([FrameGrammar(self.layout, input_ids.shape[1])]),
             use_cache=use_cache,
             pad_token_id=self.layout.special("[PAD]"),
