@@ -136,3 +136,6 @@ def get_backend(name_or_path: str = DEFAULT_BACKEND, **opts) -> WorldBackend:
         f"unknown model {name_or_path!r}: not a registered backend ({known}), a diffusers folder, "
         "or a hub id; pass one of those to --model"
     )
+
+
+register_backend(DEFAULT_BACKEND, "theworld.world.autoregressive.backend:load_backend")

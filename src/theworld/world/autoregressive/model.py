@@ -1,0 +1,212 @@
+"""The autoregressive world model: a video tokenizer and a causal transformer over its codes.
+
+Token layout (one vocabulary, `TokenLayout`):
+
+    [BOS] (word ... [TEXT]) ([FRAME] code x 64) ([FRAME] code x 64) ...
+          optional prompt    conditioning frames, then predicted frames
+
+Ids 0..num_codes-1 are the tokenizer's FSQ codes, then the specials, then a small word vocabulary of
+ToyWorld captions for text conditioning. Generation is `transformers`' `generate` (top_p, top_k,
+temperature, KV cache) with `FrameGrammar`, a logits processor that forces `[FRAME]` where a frame starts
+and allows only codes inside a frame, so every sample decodes to whole frames.
+
+A checkpoint is a folder: `world_model.json` (the layout), `tokenizer/` (diffusers `VideoTokenizer`) and
+`transformer/` (transformers `LlamaForCausalLM`), all safetensors.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM, LogitsProcessor, LogitsProcessorList
+
+from theworld.toyworld import COLOURS, KINDS, RADII
+from theworld.training.data import to_model_range, to_uint8
+from theworld.world.autoregressive.tokenizer import VideoTokenizer
+
+__all__ = ["CONFIG_NAME", "AutoregressiveWorldModel", "FrameGrammar", "TokenLayout", "caption_words"]
+
+CONFIG_NAME = "world_model.json"
+SPECIALS = ("[PAD]", "[BOS]", "[TEXT]", "[FRAME]", "[UNK]")
+MOTION_WORDS = ("a", "moving", "left", "right", "up", "down", "and", "falling", "rising", "at", "rest", ",", ".")
+
+
+def caption_words() -> list[str]:
+    """Every word a ToyWorld caption can use (`theworld.toyworld.caption`), in a fixed order."""
+    return [*MOTION_WORDS, *RADII, *COLOURS, *KINDS]
+
+
+@dataclass(frozen=True)
+class TokenLayout:
+    """Where codes, specials and words live in the transformer's vocabulary; saved as `world_model.json`."""
+
+    num_codes: int
+    tokens_per_frame: int  # codes per frame, without the [FRAME] separator
+    frame_size: int  # pixels, square
+    context_frames: int  # frames per training window; generation slides a window this long
+    words: tuple[str, ...]
+    model_type: str = "theworld-autoregressive"
+
+    def special(self, name: str) -> int:
+        return self.num_codes + SPECIALS.index(name)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.num_codes + len(SPECIALS) + len(self.words)
+
+    @property
+    def frame_stride(self) -> int:
+        return self.tokens_per_frame + 1
+
+    def text_ids(self, prompt: str | None) -> list[int]:
+        """Known words of `prompt` followed by [TEXT]; [] when no word is known (no text condition)."""
+        index = {w: self.num_codes + len(SPECIALS) + i for i, w in enumerate(self.words)}
+        ids = [index[w] for w in re.findall(r"[a-z]+|[,.]", (prompt or "").lower()) if w in index]
+        return [*ids, self.special("[TEXT]")] if ids else []
+
+    def frame_ids(self, codes: torch.Tensor) -> torch.Tensor:
+        """(T, h, w) codes -> (T * frame_stride,) ids, each frame preceded by [FRAME]."""
+        sep = torch.full((codes.shape[0], 1), self.special("[FRAME]"), dtype=torch.long)
+        return torch.cat([sep, codes.reshape(codes.shape[0], -1).long()], 1).reshape(-1)
+
+    def save(self, folder: Path) -> None:
+        (folder / CONFIG_NAME).write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, folder: Path) -> TokenLayout:
+        values = json.loads((folder / CONFIG_NAME).read_text())
+        return cls(**{**values, "words": tuple(values["words"])})
+
+
+class FrameGrammar(LogitsProcessor):
+    """Generated token j (counted from `start`) must be [FRAME] when j % frame_stride == 0, else a code."""
+
+    def __init__(self, layout: TokenLayout, start: int):
+        self.layout, self.start = layout, start
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        masked = torch.full_like(scores, float("-inf"))
+        if (input_ids.shape[1] - self.start) % self.layout.frame_stride == 0:
+            frame = self.layout.special("[FRAME]")
+            masked[:, frame] = scores[:, frame]
+        else:
+            masked[:, : self.layout.num_codes] = scores[:, : self.layout.num_codes]
+        return masked
+
+
+def transformer_config(layout: TokenLayout, hidden: int = 128, layers: int = 4, heads: int = 4) -> LlamaConfig:
+    """A tiny Llama sized for `layout`: room for a prompt and `context_frames` frames."""
+    return LlamaConfig(
+        vocab_size=layout.vocab_size,
+        hidden_size=hidden,
+        intermediate_size=3 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
+        max_position_embeddings=64 + layout.context_frames * layout.frame_stride,
+        pad_token_id=layout.special("[PAD]"),
+        bos_token_id=layout.special("[BOS]"),
+        eos_token_id=None,
+        tie_word_embeddings=True,
+    )
+
+
+class AutoregressiveWorldModel:
+    """Tokenizer + transformer + layout; `predict` continues a video (or a prompt) by whole frames."""
+
+    def __init__(self, tokenizer: VideoTokenizer, transformer: LlamaForCausalLM, layout: TokenLayout):
+        self.tokenizer, self.transformer, self.layout = tokenizer.eval(), transformer.eval(), layout
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, device: str | torch.device = "cpu") -> AutoregressiveWorldModel:
+        folder = Path(folder)
+        if not (folder / CONFIG_NAME).is_file():
+            raise ValueError(f"{str(folder)!r} has no {CONFIG_NAME}; it is not an autoregressive world model")
+        tokenizer = VideoTokenizer.from_pretrained(folder / "tokenizer").to(device)
+        transformer = LlamaForCausalLM.from_pretrained(folder / "transformer").to(device)
+        return cls(tokenizer, transformer, TokenLayout.load(folder))
+
+    def save_pretrained(self, folder: str | Path) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.tokenizer.save_pretrained(folder / "tokenizer", safe_serialization=True)
+        self.transformer.save_pretrained(folder / "transformer", safe_serialization=True)
+        self.layout.save(folder)
+        return folder
+
+    @property
+    def device(self) -> torch.device:
+        return self.transformer.device
+
+    def encode(self, frames: np.ndarray) -> torch.Tensor:
+        """(T, H, W, 3) uint8 frames at `layout.frame_size` -> (T, h, w) codes."""
+        return self.tokenizer.encode(to_model_range(frames).to(self.device))
+
+    def decode(self, codes: torch.Tensor) -> np.ndarray:
+        return to_uint8(self.tokenizer.decode(codes.to(self.device)))
+
+    @torch.no_grad()
+    def predict(
+        self,
+        frames: np.ndarray | None,
+        num_frames: int,
+        prompt: str | None = None,
+        seed: int = 0,
+        top_p: float | None = 0.9,
+        top_k: int | None = None,
+        temperature: float = 1.0,
+        use_cache: bool = True,
+        progress=None,
+    ) -> np.ndarray:
+        """Continue `frames` (T, H, W, 3) uint8, or start from the prompt alone, by `num_frames` new frames.
+
+        The transformer saw `context_frames` frames in training, so longer videos slide a window: each call
+        to `generate` keeps the latest frames that fit and adds the rest. Sampling is seeded by `seed`
+        without touching the global RNG; `temperature=0` is greedy.
+        """
+        layout = self.layout
+        codes = self.encode(frames) if frames is not None and len(frames) else None
+        history = [] if codes is None else list(codes.cpu())
+        text = [layout.special("[BOS]"), *layout.text_ids(prompt)]
+        made: list[torch.Tensor] = []
+        keep = max(1, layout.context_frames // 2)
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            while len(made) < num_frames:
+                limit = keep if made else layout.context_frames - 1
+                context = history[-limit:] if history else []
+                new = min(num_frames - len(made), layout.context_frames - len(context))
+                prompt_ids = text + (layout.frame_ids(torch.stack(context)).tolist() if context else [])
+                out = self._generate(prompt_ids, new, top_p, top_k, temperature, use_cache)
+                fresh = out.view(new, layout.frame_stride)[:, 1:].view(new, *self._grid)
+                history.extend(fresh)
+                made.extend(fresh)
+                if progress is not None:
+                    progress(len(made), num_frames)
+        return self.decode(torch.stack(made))
+
+    @property
+    def _grid(self) -> tuple[int, int]:
+        side = int(round(self.layout.tokens_per_frame**0.5))
+        return side, side
+
+    def _generate(self, prompt_ids, new_frames, top_p, top_k, temperature, use_cache) -> torch.Tensor:
+        input_ids = torch.tensor([prompt_ids], device=self.device)
+        # top_k=0 turns top-k off (the generation config's default would be 50); temperature 0 is greedy
+        sampling = dict(do_sample=True, top_p=top_p or 1.0, top_k=top_k or 0, temperature=temperature)
+        out = self.transformer.generate(
+            input_ids=input_ids,
+            attention_mask=torch.ones_like(input_ids),
+            max_new_tokens=new_frames * self.layout.frame_stride,
+            min_new_tokens=new_frames * self.layout.frame_stride,
+            **(sampling if temperature > 0 else dict(do_sample=False)),
+            logits_processor=LogitsProcessorList([FrameGrammar(self.layout, input_ids.shape[1])]),
+            use_cache=use_cache,
+            pad_token_id=self.layout.special("[PAD]"),
+        )
+        return out[0, input_ids.shape[1] :].cpu()

@@ -1,0 +1,130 @@
+"""The autoregressive world backend: tokenizer, training recipe, shipped checkpoint, physics, CLI."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import typer
+from PIL import Image
+from typer.testing import CliRunner
+
+from theworld.cli.world import world
+from theworld.toyworld import simulate, split_seeds
+from theworld.training.data import to_model_range
+from theworld.world import WorldRequest, get_backend
+from theworld.world.autoregressive import (
+    AutoregressiveWorldModel,
+    VideoTokenizer,
+    load_backend,
+    shipped_checkpoint,
+    trajectory_error,
+)
+from theworld.world.autoregressive.train import TrainConfig, train
+
+
+@pytest.fixture(scope="module")
+def backend():
+    return get_backend("toyworld")
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return simulate(split_seeds("test", 1)[0], 8)
+
+
+def request(kind, frames=None, **overrides):
+    values = dict(
+        inference_type=kind,
+        prompt="a large red ball moving right",
+        num_output_frames=5,
+        height=64,
+        width=64,
+        fps=8,
+        seed=0,
+        input_frames=frames,
+    )
+    return WorldRequest(**{**values, **overrides})
+
+
+def test_tokenizer_round_trip_shapes_and_codes_in_range():
+    tokenizer = VideoTokenizer(levels=(8, 5, 5, 5), channels=(8, 8, 8)).eval()
+    frames = to_model_range(simulate(0, 3).frames)
+    codes = tokenizer.encode(frames)
+    assert codes.shape == (3, 8, 8) and codes.dtype == torch.long
+    assert 0 <= int(codes.min()) and int(codes.max()) < tokenizer.num_codes == 1000
+    assert tokenizer.decode(codes).shape == frames.shape
+    z = torch.randn(4096, 4, 1, 1) * 4
+    q = tokenizer.fsq.quantize(z)
+    assert torch.equal(tokenizer.fsq.quantized_from_codes(tokenizer.fsq.codes_from_quantized(q)), q)
+
+
+def test_training_smoke_run_saves_and_loads_back(tmp_path):
+    config = TrainConfig(
+        num_clips=2, tokenizer_steps=2, tokenizer_batch=4, transformer_steps=2, transformer_batch=2, hidden=32, layers=1
+    )
+    folder = train(tmp_path / "ar", config, log=lambda line: None)
+    assert sorted(p.name for p in folder.iterdir()) == ["tokenizer", "transformer", "world_model.json"]
+    assert not list(folder.rglob("*.bin")) and list(folder.rglob("*.safetensors"))
+    model = AutoregressiveWorldModel.from_pretrained(folder)
+    video = load_backend(str(folder)).generate(request("image2world", simulate(0, 1).frames, num_output_frames=3))
+    assert video.shape == (3, 64, 64, 3) and video.dtype == np.uint8
+    assert model.layout.vocab_size == model.transformer.config.vocab_size
+
+
+@pytest.mark.parametrize("kind,given,frames", [("text2world", 0, 4), ("image2world", 1, 5), ("video2world", 3, 6)])
+def test_shipped_backend_generates_every_inference_type(backend, clip, kind, given, frames):
+    inputs = clip.frames[:given] if given else None
+    video = backend.generate(request(kind, inputs, num_output_frames=frames))
+    assert video.shape == (frames, 64, 64, 3) and video.dtype == np.uint8
+    if given:
+        assert np.array_equal(video[:given], clip.frames[:given])  # conditioning frames come first, as given
+
+
+def test_sampling_is_seeded_and_top_p_temperature_matter(backend, clip):
+    base = request("image2world", clip.frames[:1], num_output_frames=3, temperature=1.5, top_p=1.0)
+    first, again = backend.generate(base), backend.generate(base)
+    assert np.array_equal(first, again)
+    assert not np.array_equal(
+        first, backend.generate(request("image2world", clip.frames[:1], num_output_frames=3, seed=1, temperature=1.5))
+    )
+    greedy = backend.generate(request("image2world", clip.frames[:1], num_output_frames=3, temperature=0.0))
+    assert not np.array_equal(first, greedy)
+    narrow = request("image2world", clip.frames[:1], num_output_frames=3, temperature=1.5, top_p=1e-4)
+    assert np.array_equal(
+        backend.generate(narrow), greedy
+    )  # p(top) >= 1/1000 codes > 1e-4: the nucleus is the top token alone
+
+
+def test_shipped_checkpoint_is_small_and_safetensors_only():
+    files = [p for p in shipped_checkpoint().rglob("*") if p.is_file()]
+    assert {p.suffix for p in files} == {".json", ".safetensors"}
+    assert sum(p.stat().st_size for p in files) < 8 * 2**20
+
+
+def test_resolution_and_longer_than_context_outputs(backend, clip):
+    video = backend.generate(request("image2world", clip.frames[:1], num_output_frames=9, height=96, width=80))
+    assert video.shape == (9, 96, 80, 3)
+
+
+def test_shipped_model_beats_copying_the_last_frame(backend):
+    def predict(frames, steps):
+        return backend.model.predict(frames, steps, seed=0, temperature=0.0)
+
+    report = trajectory_error(predict, num_clips=8, context=2, steps=4)
+    assert np.mean(report.model) < np.mean(report.copy_last), report.table()
+    assert report.model[-1] < report.copy_last[-1], report.table()
+
+
+def test_cli_image2world_with_the_default_model(tmp_path, clip):
+    Image.fromarray(clip.frames[2]).save(tmp_path / "start.png")
+    spec = {"name": "ball", "prompt": "a ball", "inference_type": "image2world", "input_path": "start.png"}
+    (tmp_path / "i2w.json").write_text(json.dumps(spec))
+    app = typer.Typer(pretty_exceptions_enable=False)
+    app.command()(world)
+    result = CliRunner().invoke(app, ["-i", str(tmp_path / "i2w.json"), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    sample = tmp_path / "out" / "ball"
+    assert (sample / "ball.mp4").stat().st_size > 0 and (sample / "ball.gif").stat().st_size > 0
+    assert len(list((sample / "frames").glob("*.png"))) == 8
+    assert json.loads((sample / "record.json").read_text())["backend"] == "toyworld"
