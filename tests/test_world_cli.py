@@ -99,9 +99,9 @@ def test_spec_errors_fail_the_run_but_not_the_good_samples(model, specs, tmp_pat
     assert "world: 1 ok, 0 blocked, 0 failed, 1 spec error(s)" in result.output
 
 
-def test_missing_model_and_missing_specs_exit_2(specs, tmp_path):
-    result = invoke("-i", specs / "t2w.json", "-o", tmp_path)
-    assert result.exit_code == 2 and "ToyWorld backend is not available yet" in result.output
+def test_unknown_model_and_missing_specs_exit_2(specs, tmp_path):
+    result = invoke("-i", specs / "t2w.json", "--model", "no such model", "-o", tmp_path)
+    assert result.exit_code == 2 and "not a registered backend" in result.output
     assert invoke("-o", tmp_path).exit_code == 2
 
 

@@ -115,21 +115,18 @@ def get_backend(name_or_path: str = DEFAULT_BACKEND, **opts) -> WorldBackend:
     """A registered backend by name, else a diffusers Cosmos pipeline (folder or hub id "id@revision")."""
     if name_or_path in _REGISTRY.factories:
         return _resolve(_REGISTRY.factories[name_or_path])(name_or_path, **opts)
+    path = Path(name_or_path).expanduser()
+    if (path / "world_model.json").is_file():  # a folder the autoregressive recipe wrote
+        return _resolve(_REGISTRY.factories[DEFAULT_BACKEND])(str(path), **opts)
     if _is_diffusers_model(name_or_path):
         from theworld.world.diffusion import CosmosDiffusionBackend
 
         return CosmosDiffusionBackend.from_pretrained(name_or_path, **opts)
-    path = Path(name_or_path).expanduser()
     if path.is_dir():
         found = sorted(p.name for p in path.iterdir())[:8]
         raise ValueError(
             f"model folder {str(path)!r} has no model_index.json (found {json.dumps(found)}); "
             "point --model at a diffusers pipeline folder"
-        )
-    if name_or_path == DEFAULT_BACKEND:
-        raise ValueError(
-            "the autoregressive ToyWorld backend is not available yet; pass --model with a diffusers "
-            "Cosmos folder or hub id (e.g. nvidia/Cosmos-Predict2.5-2B@diffusers/base/post-trained)"
         )
     known = ", ".join(sorted(_REGISTRY.factories)) or "none registered"
     raise ValueError(
