@@ -5,6 +5,7 @@ from pathlib import Path
 import typer
 
 from theworld.cli.common import console, load_model, set_threads, user_errors
+from theworld.media import load_image
 
 __all__ = ["ask"]
 
@@ -24,6 +25,7 @@ def ask(
     """Answer a question about an image; the world model imagines the scene's future first."""
     set_threads(threads)
     with user_errors():
+        load_image(image)  # a bad image fails before the model loads
         world = load_model(model)
         sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature else {}
         answer = world.ask(

@@ -41,9 +41,11 @@ def set_threads(threads: int | None) -> None:
 def load_model(name: str, **kwargs):
     """TheWorld and its processor from a name, folder or Hub id, with a clear error when it does not exist."""
     from transformers import AutoProcessor
+    from transformers.utils import logging as transformers_logging
 
     from theworld.modeling.modeling_theworld import TheWorld
 
+    transformers_logging.disable_progress_bar()  # a command's output is its answer or one error line
     path = resolve_model_name(name)
     looks_local = Path(path).exists() or path.startswith((".", "/", "~")) or path.count("/") > 1
     if looks_local and not (Path(path).expanduser() / "config.json").is_file():
