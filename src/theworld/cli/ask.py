@@ -4,7 +4,7 @@ from pathlib import Path
 
 import typer
 
-from theworld.cli.common import console, load_model, set_threads, user_errors
+from theworld.cli.common import load_model, save_imagined_world, set_threads, user_errors
 from theworld.media import load_image
 
 __all__ = ["ask"]
@@ -32,9 +32,5 @@ def ask(
             image, question, num_world_steps=world_steps, max_new_tokens=max_new_tokens, num_beams=num_beams, **sampling
         )
         if save_world is not None:
-            from theworld.training.data import to_uint8
-            from theworld.visualize import save_strip_and_gif
-
-            png, gif = save_strip_and_gif(to_uint8(world.imagine_frames(image, world_steps)), save_world)
-            console.print(f"imagined world saved to {png} and {gif}")
+            save_imagined_world(world, image, world_steps, save_world)
     print(answer)

@@ -4,7 +4,15 @@ from pathlib import Path
 
 import typer
 
-from theworld.cli.common import console, fail, is_terminal, load_model, set_threads, user_errors
+from theworld.cli.common import (
+    console,
+    fail,
+    is_terminal,
+    load_model,
+    save_imagined_world,
+    set_threads,
+    user_errors,
+)
 
 __all__ = ["chat"]
 
@@ -40,13 +48,7 @@ def chat(
         if image is not None:
             session.attach_image(image)
             if save_world is not None:
-                from theworld.training.data import to_uint8
-                from theworld.visualize import save_strip_and_gif
-
-                png, gif = save_strip_and_gif(
-                    to_uint8(world.imagine_frames(image, session.num_world_steps)), save_world
-                )
-                console.print(f"imagined world saved to {png} and {gif}")
+                save_imagined_world(world, image, session.num_world_steps, save_world)
         if video is not None:
             session.attach_video(video)
         if text is not None:

@@ -13,7 +13,7 @@ from rich.console import Console
 from theworld.media import MediaError
 from theworld.modeling.names import resolve_model_name
 
-__all__ = ["console", "fail", "load_model", "set_threads", "user_errors"]
+__all__ = ["console", "fail", "is_terminal", "load_model", "save_imagined_world", "set_threads", "user_errors"]
 
 console = Console(stderr=True)
 
@@ -56,6 +56,15 @@ def load_model(name: str, **kwargs):
     except OSError as error:
         fail(f"Cannot load model {name}: {str(error).strip().splitlines()[0]}")
     return model
+
+
+def save_imagined_world(model, image: Path, num_world_steps: int | None, path: Path) -> None:
+    """Write the decoded current frame and imagined future of `image` as PATH.png (a strip) and PATH.gif."""
+    from theworld.training.data import to_uint8
+    from theworld.visualize import save_strip_and_gif
+
+    png, gif = save_strip_and_gif(to_uint8(model.imagine_frames(image, num_world_steps)), path)
+    console.print(f"imagined world saved to {png} and {gif}")
 
 
 def is_terminal() -> bool:
