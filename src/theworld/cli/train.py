@@ -1,5 +1,6 @@
 """`theworld train STAGE`: the recipes that build TheWorld-tiny on CPU."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -13,9 +14,14 @@ def train(
     stage: str = typer.Argument("all", help="all | vae | dynamics | language"),
     output_dir: Path = typer.Option(Path("runs/theworld-tiny"), help="The checkpoint folder the stages build."),
     settings: str = typer.Option("full", help="full (the shipped model) | smoke (a few steps, for tests)."),
+    seed: int | None = typer.Option(None, help="Override the settings' seed."),
+    language_steps: int | None = typer.Option(None, min=1, help="Override the language stage's steps."),
     threads: int | None = typer.Option(1, help="PyTorch CPU threads (1 is fastest on 2-core machines)."),
 ) -> None:
-    """Train the tiny default model from scratch on ToyWorld: tokenizer, VAE, dynamics, then language."""
+    """Train the tiny default model from scratch on ToyWorld: tokenizer, VAE, dynamics, then language.
+
+    A stage run on a folder that already has it continues from its weights: the shipped model is
+    `theworld train all` followed by `theworld train language --language-steps 2000 --seed 1`."""
     from theworld.training.recipe import SETTINGS, STAGES, run_stage, train_all
 
     set_threads(threads)
@@ -23,8 +29,10 @@ def train(
         fail(f"Unknown settings {settings!r}; choose one of {', '.join(SETTINGS)}")
     if stage != "all" and stage not in STAGES:
         fail(f"Unknown stage {stage!r}; choose one of all, {', '.join(STAGES)}")
+    overrides = {"seed": seed, "language_steps": language_steps}
+    chosen = replace(SETTINGS[settings], **{k: v for k, v in overrides.items() if v is not None})
     with user_errors():
         if stage == "all":
-            train_all(output_dir, SETTINGS[settings])
+            train_all(output_dir, chosen)
         else:
-            run_stage(stage, output_dir, SETTINGS[settings])
+            run_stage(stage, output_dir, chosen)
