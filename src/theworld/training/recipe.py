@@ -169,7 +169,7 @@ def _save_atomically(model, processor, output_dir: Path, stage: str, metrics: di
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     log_path = output_dir / "training_log.json"
     log = json.loads(log_path.read_text()) if log_path.is_file() else {}
-    log[stage] = {"metrics": metrics, "settings": asdict(settings)}
+    log.setdefault(stage, []).append({"metrics": metrics, "settings": asdict(settings)})  # every pass, in order
     staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}-", dir=output_dir.parent))
     try:
         model.save_pretrained(staging)
