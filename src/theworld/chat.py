@@ -42,11 +42,12 @@ class ChatSession:
         """Show a video with the next user message: its last frame to the language model, the clip to the world."""
         frames = [Image.fromarray(frame) for frame in load_video(path, num_frames)]
         self._pending.append({"type": "image", "image": frames[-1]})
-        pixel_values = self.processor.image_processor(images=frames, return_tensors="pt")["pixel_values"]
-        steps = self.num_world_steps if self.model.config.enable_world else 0
-        self._world_latents.append(
-            self.model.imagine_clip(pixel_values, steps) if self.model.config.enable_world else None
-        )
+        latents = None
+        if self.model.config.enable_world:
+            clip = self.processor.image_processor(images=frames, return_tensors="pt")["pixel_values"]
+            with torch.no_grad():
+                latents = self.model.imagine(clip.unsqueeze(0), self.num_world_steps)
+        self._world_latents.append(latents)
 
     @property
     def has_media(self) -> bool:

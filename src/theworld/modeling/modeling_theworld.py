@@ -120,20 +120,13 @@ class TheWorld(Gemma3ForConditionalGeneration):
             return None
         return self.config.num_world_steps if num_world_steps is None else num_world_steps
 
-    def imagine(self, pixel_values: torch.Tensor, num_world_steps: int) -> torch.Tensor:
-        """Latents of each image and of its imagined future: (N, 3, H, W) -> (N, 1 + k, C, h, w)."""
-        latents = self.world_encoder.encode(pixel_values.unsqueeze(1))
-        if num_world_steps == 0:
-            return latents
-        return torch.cat([latents, self.dynamics.rollout(latents, num_world_steps)], dim=1)
-
-    @torch.no_grad()
-    def imagine_clip(self, frames: torch.Tensor, num_world_steps: int) -> torch.Tensor:
-        """World latents of a clip's last frame and its imagined future, the dynamics reading the clip as context:
-        frames (T, 3, H, W) in [-1, 1] -> (1, 1 + k, C, h, w), ready for `generate(..., world_latents=...)`."""
-        latents = self.world_encoder.encode(frames.unsqueeze(0).to(self.device, self.dtype))
-        imagined = self.dynamics.rollout(latents[:, -self.dynamics.context_frames :], num_world_steps)
-        return torch.cat([latents[:, -1:], imagined], dim=1)
+    def imagine(self, frames: torch.Tensor, num_world_steps: int) -> torch.Tensor:
+        """Latents of the current frame and its imagined future: images (N, 3, H, W) or clips (N, T, 3, H, W) in
+        [-1, 1] -> (N, 1 + k, C, h, w). A clip's last frame is the current one; its earlier frames are the
+        dynamics' context."""
+        clips = frames if frames.dim() == 5 else frames.unsqueeze(1)
+        latents = self.world_encoder.encode(clips.to(self.device, self.dtype))
+        return torch.cat([latents[:, -1:], self.dynamics.rollout(latents, num_world_steps)], dim=1)
 
     @torch.no_grad()
     def imagine_frames(self, image, num_world_steps: int | None = None) -> torch.Tensor:
@@ -141,7 +134,7 @@ class TheWorld(Gemma3ForConditionalGeneration):
         steps = self.config.num_world_steps if num_world_steps is None else num_world_steps
         self._world_steps(steps, skip_world_tokens=False, has_image=True)  # the same checks as generate
         pixel_values = self.processor.image_processor(images=[load_image(image)], return_tensors="pt")["pixel_values"]
-        latents = self.imagine(pixel_values.to(self.device, self.dtype), steps)
+        latents = self.imagine(pixel_values, steps)
         return self.world_encoder.decode(latents)[0]
 
     def encode_world(self, pixel_values: torch.Tensor, num_world_steps: int) -> torch.Tensor:
@@ -315,7 +308,7 @@ class TheWorld(Gemma3ForConditionalGeneration):
     ):
         """transformers' `generate`, plus `num_world_steps` (imagined future frames per image, default
         `config.num_world_steps`), `skip_world_tokens` (the plain Gemma 3 ablation) and `world_latents`
-        (precomputed, e.g. from `imagine_clip` for a video). Every decoding mode of `generate` works; the output
+        (precomputed, e.g. `imagine` of a video clip). Every decoding mode of `generate` works; the output
         starts with the caller's `input_ids`, as in Gemma 3."""
         steps = self._world_steps(num_world_steps, skip_world_tokens, pixel_values is not None)
         if steps is None:
