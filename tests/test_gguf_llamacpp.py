@@ -166,6 +166,9 @@ def test_logits_match_llama_cpp(hf, llama, prompt):
 
 
 def test_greedy_continuations_match_llama_cpp(hf, llama):
+    """Greedy continuations agree token for token, and where they part, it is at a near tie: llama.cpp's 8-bit
+    activation rounding (which varies with the CPU features it was compiled for) may flip two candidates whose
+    logits are within NEAR_TIE of each other, after which the texts differ legitimately."""
     tokenizer, model = hf
     agree = 0
     for prompt in PROMPTS:
@@ -174,7 +177,15 @@ def test_greedy_continuations_match_llama_cpp(hf, llama):
         same = next((i for i, (a, b) in enumerate(zip(ours, theirs, strict=True)) if a != b), GREEDY_TOKENS)
         print(f"{prompt!r}: first {same} tokens agree: {tokenizer.decode(ours)!r}")
         agree += same == GREEDY_TOKENS
-    assert agree >= len(PROMPTS) - 1
+        if same < GREEDY_TOKENS:
+            with torch.no_grad():
+                logits = model(torch.tensor([ids + ours[:same]])).logits[0, -1]
+            gap = float(logits[ours[same]] - logits[theirs[same]])
+            assert 0 <= gap < NEAR_TIE, f"{prompt!r} parts at token {same} with a logit gap of {gap:.2f}"
+    assert agree >= len(PROMPTS) // 2
+
+
+NEAR_TIE = 1.0  # logits; llama.cpp's rounding moves single logits by up to ~2.8 (see the logits test)
 
 
 def test_capital_of_france_is_paris(hf, llama):
