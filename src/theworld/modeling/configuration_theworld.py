@@ -36,6 +36,8 @@ class TheWorldConfig(Gemma3Config):
     num_world_steps (`int`): the default number of imagined future frames at generation.
     dynamics_config (`dict`): settings of the dynamics model (see `theworld.modeling.dynamics`).
     start_of_world_token_id / end_of_world_token_id / world_token_id (`int`): the world special tokens.
+    audio_config (`dict`): a `Gemma3nAudioConfig` for the audio encoder (speech in); None: no audio input.
+    audio_token_id (`int`): the `<audio_soft_token>` the audio encoder's tokens replace.
     """
 
     model_type = "theworld"
@@ -52,6 +54,8 @@ class TheWorldConfig(Gemma3Config):
     start_of_world_token_id: int | None = None
     end_of_world_token_id: int | None = None
     world_token_id: int | None = None
+    audio_config: dict[str, Any] | None = None
+    audio_token_id: int | None = None
 
     def __post_init__(self, **kwargs):
         if self.world_encoder_config is None:
@@ -67,6 +71,8 @@ class TheWorldConfig(Gemma3Config):
             raise ValueError(f"world_encoder_type must be 'wan' or 'cosmos', got {self.world_encoder_type!r}")
         if self.world_pool < 1 or self.max_world_steps < 0 or self.num_world_steps < 0:
             raise ValueError("world_pool must be >= 1, and max_world_steps and num_world_steps >= 0")
+        if self.audio_config is not None and self.audio_token_id is None:
+            raise ValueError("audio_config needs audio_token_id (the <audio_soft_token> id)")
         if self.num_world_steps > self.max_world_steps:
             raise ValueError(f"num_world_steps={self.num_world_steps} exceeds max_world_steps={self.max_world_steps}")
 

@@ -36,6 +36,7 @@ from theworld.modeling.names import resolve_model_name
 from theworld.modeling.presets import SMALL_SIGLIP
 from theworld.modeling.world_encoder import VAE_CLASSES, WorldEncoder
 from theworld.modeling.world_projector import WorldProjector
+from theworld.omni.audio_encoder import AudioEncoder
 
 __all__ = ["TheWorld"]
 
@@ -65,6 +66,8 @@ class TheWorld(Gemma3ForConditionalGeneration):
         self.lm_head = nn.Linear(config.text_config.hidden_size, config.text_config.vocab_size, bias=False)
         if config.enable_world:
             self._build_world_modules()
+        if config.audio_config is not None:
+            self.audio_encoder = AudioEncoder(config.audio_config, config.text_config.hidden_size)
         self._processor = None
         self.post_init()
 
@@ -83,6 +86,15 @@ class TheWorld(Gemma3ForConditionalGeneration):
             text_hidden,
             config.max_world_steps,
         )
+
+    def add_audio_encoder(self, audio_config: dict, audio_token_id: int) -> None:
+        """Give the model ears: a fresh audio encoder, and room in the embeddings for the audio tokens."""
+        if audio_token_id >= self.config.text_config.vocab_size:
+            self.resize_token_embeddings(audio_token_id + 1, mean_resizing=False)
+        self.config.audio_config, self.config.audio_token_id = dict(audio_config), audio_token_id
+        reference = self.lm_head.weight
+        self.audio_encoder = AudioEncoder(audio_config, self.config.text_config.hidden_size)
+        self.audio_encoder.to(device=reference.device, dtype=reference.dtype)
 
     def _init_weights(self, module: nn.Module) -> None:
         # transformers only calls this for modules it did not load, so only a fresh dynamics starts at zero.
@@ -141,21 +153,31 @@ class TheWorld(Gemma3ForConditionalGeneration):
         """World token embeddings for each image: (N, (1 + k) * tokens_per_world_step, hidden)."""
         return self.world_projector(self.imagine(pixel_values, num_world_steps))
 
-    def _embed_text_and_images(self, input_ids: torch.LongTensor, pixel_values: torch.Tensor) -> torch.Tensor:
-        """The embeddings Gemma3Model.forward builds: scaled token embeddings with image features scattered in."""
+    def _embed_inputs(
+        self,
+        input_ids: torch.LongTensor,
+        pixel_values: torch.Tensor | None = None,
+        input_features: torch.Tensor | None = None,
+        input_features_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The embeddings Gemma3Model.forward builds (scaled token embeddings with image features scattered in),
+        with the audio encoder's tokens scattered into the `<audio_soft_token>` positions."""
+        if input_features is not None and self.config.audio_config is None:
+            raise ValueError("This model has no audio encoder, so it cannot hear; use a model trained with speech")
         image_token_id = self.config.image_token_id
         embed_ids = input_ids
         if image_token_id >= self.model.vocab_size:  # out-of-vocabulary placeholder, as Gemma3Model handles it
             embed_ids = input_ids.masked_fill(input_ids == image_token_id, 0)
         embeds = self.get_input_embeddings()(embed_ids)
-        features = self.model.get_image_features(pixel_values, return_dict=True).pooler_output
-        image_mask = (input_ids == image_token_id).unsqueeze(-1)
-        if image_mask.sum() * embeds.shape[-1] != features.numel():
-            raise ValueError(
-                f"The prompt has {int(image_mask.sum())} image tokens but the images give {features.shape[:2]} "
-                "features; build the inputs with this model's processor"
-            )
-        return embeds.masked_scatter(image_mask, features.to(embeds.dtype))
+        if pixel_values is not None:
+            features = self.model.get_image_features(pixel_values.to(self.dtype), return_dict=True).pooler_output
+            embeds = _scatter(embeds, input_ids == image_token_id, features, "image")
+        if input_features is not None:
+            if input_features_mask is None:
+                input_features_mask = torch.ones(input_features.shape[:2], dtype=torch.bool, device=embeds.device)
+            features = self.audio_encoder(input_features.to(self.dtype), input_features_mask)
+            embeds = _scatter(embeds, input_ids == self.config.audio_token_id, features, "audio")
+        return embeds
 
     def build_world_inputs(
         self,
@@ -166,6 +188,8 @@ class TheWorld(Gemma3ForConditionalGeneration):
         token_type_ids: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         world_latents: torch.Tensor | None = None,
+        input_features: torch.Tensor | None = None,
+        input_features_mask: torch.Tensor | None = None,
     ) -> WorldInputs:
         """Insert a world block before every `<start_of_image>` and embed the whole prompt.
 
@@ -214,7 +238,7 @@ class TheWorld(Gemma3ForConditionalGeneration):
         ids[block_rows, block_positions] = block_ids
         mask[block_rows, block_positions] = 1
 
-        embeds = self._embed_text_and_images(ids, pixel_values)
+        embeds = self._embed_inputs(ids, pixel_values, input_features, input_features_mask)
         embeds[block_rows[:, 1:-1], block_positions[:, 1:-1]] = world_embeds.to(embeds.dtype)
 
         new_token_type_ids = None
@@ -242,6 +266,8 @@ class TheWorld(Gemma3ForConditionalGeneration):
         num_world_steps: int | None = None,
         skip_world_tokens: bool = False,
         world_latents: torch.Tensor | None = None,
+        input_features: torch.Tensor | None = None,
+        input_features_mask: torch.Tensor | None = None,
         **kwargs,
     ):
         """Gemma 3's forward; with the world on, the logits (and loss) are for the caller's own tokens: the
@@ -250,6 +276,17 @@ class TheWorld(Gemma3ForConditionalGeneration):
         `build_world_inputs`)."""
         prefilled = inputs_embeds is not None or (past_key_values is not None and past_key_values.get_seq_length())
         steps = None if prefilled else self._world_steps(num_world_steps, skip_world_tokens, pixel_values is not None)
+        if steps is None and input_features is not None and not prefilled:  # speech: embed it, no world
+            embeds = self._embed_inputs(input_ids, pixel_values, input_features, input_features_mask)
+            return super().forward(
+                attention_mask=attention_mask,
+                position_ids=position_ids,
+                past_key_values=past_key_values,
+                token_type_ids=_image_types(token_type_ids),
+                inputs_embeds=embeds,
+                labels=labels,
+                **kwargs,
+            )
         if steps is None:
             return super().forward(
                 input_ids=input_ids,
@@ -264,7 +301,14 @@ class TheWorld(Gemma3ForConditionalGeneration):
             )
         kwargs.pop("logits_to_keep", None)  # the output is gathered back to the caller's positions instead
         world = self.build_world_inputs(
-            input_ids, pixel_values, steps, attention_mask, token_type_ids, world_latents=world_latents
+            input_ids,
+            pixel_values,
+            steps,
+            attention_mask,
+            _image_types(token_type_ids),
+            world_latents=world_latents,
+            input_features=input_features,
+            input_features_mask=input_features_mask,
         )
         outputs = super().forward(
             inputs_embeds=world.inputs_embeds,
@@ -304,6 +348,8 @@ class TheWorld(Gemma3ForConditionalGeneration):
         num_world_steps: int | None = None,
         skip_world_tokens: bool = False,
         world_latents: torch.Tensor | None = None,
+        input_features: torch.Tensor | None = None,
+        input_features_mask: torch.Tensor | None = None,
         **kwargs,
     ):
         """transformers' `generate`, plus `num_world_steps` (imagined future frames per image, default
@@ -311,6 +357,18 @@ class TheWorld(Gemma3ForConditionalGeneration):
         (precomputed, e.g. `imagine` of a video clip). Every decoding mode of `generate` works; the output
         starts with the caller's `input_ids`, as in Gemma 3."""
         steps = self._world_steps(num_world_steps, skip_world_tokens, pixel_values is not None)
+        if steps is None and input_features is not None:  # speech: the prompt is embedded once, like the world's
+            if self.config.enable_world:
+                kwargs["skip_world_tokens"] = True
+            embeds = self._embed_inputs(input_ids, pixel_values, input_features, input_features_mask)
+            output = super().generate(
+                input_ids=input_ids,
+                inputs_embeds=embeds,
+                attention_mask=attention_mask,
+                token_type_ids=_image_types(token_type_ids),
+                **kwargs,
+            )
+            return _replace_prompt(output, input_ids, input_ids.shape[1])
         if steps is None:
             if self.config.enable_world:
                 kwargs["skip_world_tokens"] = True
@@ -322,7 +380,14 @@ class TheWorld(Gemma3ForConditionalGeneration):
                 **kwargs,
             )
         world = self.build_world_inputs(
-            input_ids, pixel_values, steps, attention_mask, token_type_ids, world_latents=world_latents
+            input_ids,
+            pixel_values,
+            steps,
+            attention_mask,
+            _image_types(token_type_ids),
+            world_latents=world_latents,
+            input_features=input_features,
+            input_features_mask=input_features_mask,
         )
         output = super().generate(
             input_ids=world.input_ids,
@@ -463,6 +528,22 @@ class TheWorld(Gemma3ForConditionalGeneration):
 def _vae_config(encoder_type: str, name: str, subfolder: str | None, hub_kwargs: dict) -> dict:
     config = dict(VAE_CLASSES[encoder_type].load_config(name, subfolder=subfolder, **hub_kwargs))
     return {key: value for key, value in config.items() if not key.startswith("_")}
+
+
+def _scatter(embeds: torch.Tensor, mask: torch.Tensor, features: torch.Tensor, kind: str) -> torch.Tensor:
+    count = features.numel() // embeds.shape[-1]
+    if int(mask.sum()) != count:
+        raise ValueError(
+            f"The prompt has {int(mask.sum())} {kind} tokens but the {kind} inputs give {count} features; "
+            "build the inputs with this model's processor"
+        )
+    return embeds.masked_scatter(mask.unsqueeze(-1), features.to(embeds.dtype))
+
+
+def _image_types(token_type_ids: torch.Tensor | None) -> torch.Tensor | None:
+    """Gemma 3 reads token type 1 as "image" (bidirectional attention); the processor marks audio tokens 3, and
+    they stay causal."""
+    return None if token_type_ids is None else (token_type_ids == 1).to(token_type_ids.dtype)
 
 
 def _replace_prompt(output, input_ids: torch.LongTensor, merged_length: int):

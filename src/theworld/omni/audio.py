@@ -1,0 +1,103 @@
+"""Speech files in and out: read any wav/flac/ogg as 16 kHz mono, write wav atomically, and synthesise speech
+with espeak-ng (how the training data of the tiny speech models is made)."""
+
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from theworld.media import MediaError
+
+__all__ = [
+    "SAMPLING_RATE",
+    "EspeakVoice",
+    "load_audio",
+    "resample",
+    "save_audio",
+    "synthesize_speech",
+]
+
+SAMPLING_RATE = 16_000  # what the audio encoder hears and the vocoder speaks
+
+
+def resample(audio: np.ndarray, from_rate: int, to_rate: int = SAMPLING_RATE) -> np.ndarray:
+    import librosa
+
+    if from_rate == to_rate:
+        return audio.astype(np.float32)
+    return librosa.resample(audio.astype(np.float32), orig_sr=from_rate, target_sr=to_rate).astype(np.float32)
+
+
+def load_audio(source: "str | Path | np.ndarray", sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
+    """Mono float32 samples at `sampling_rate` from a wav/flac/ogg file (read with soundfile) or an array
+    already at that rate."""
+    import soundfile
+
+    if isinstance(source, np.ndarray):
+        audio = source.astype(np.float32)
+        if audio.ndim != 1:
+            raise MediaError(f"Expected mono audio samples (1-D), got shape {audio.shape}")
+        return audio
+    path = Path(source)
+    if not path.is_file():
+        raise MediaError(f"Audio not found: {path}. Check the path.")
+    try:
+        audio, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    except (soundfile.LibsndfileError, RuntimeError, TypeError) as error:
+        message = str(error).strip().splitlines()[0]
+        raise MediaError(f"Cannot read audio {path}: {message}. Pass a WAV, FLAC or OGG file.") from None
+    if len(audio) == 0:
+        raise MediaError(f"Audio {path} is empty. Pass a recording with sound in it.")
+    return resample(audio.mean(axis=1), rate, sampling_rate)
+
+
+def save_audio(path: "str | Path", audio: np.ndarray, sampling_rate: int = SAMPLING_RATE) -> Path:
+    """Write a 16-bit PCM wav next to `path` and rename it into place: a crash never leaves half a file."""
+    import soundfile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, staging = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".wav", dir=path.parent)
+    os.close(descriptor)
+    try:
+        soundfile.write(staging, np.clip(audio, -1.0, 1.0), sampling_rate, subtype="PCM_16", format="WAV")
+        os.replace(staging, path)
+    finally:
+        if os.path.exists(staging):
+            os.remove(staging)
+    return path
+
+
+@dataclass(frozen=True)
+class EspeakVoice:
+    """One speaker of the synthetic training data: an espeak-ng voice, words per minute, pitch (0-99)."""
+
+    voice: str = "en-us"
+    speed: int = 160
+    pitch: int = 50
+
+
+@lru_cache(maxsize=1)
+def _espeak() -> str:
+    for name in ("espeak-ng", "espeak"):
+        for folder in os.environ.get("PATH", "").split(os.pathsep):
+            if os.access(os.path.join(folder, name), os.X_OK):
+                return name
+    raise FileNotFoundError("espeak-ng is not installed; install it (e.g. `apt-get install espeak-ng`) to make speech")
+
+
+def synthesize_speech(text: str, voice: EspeakVoice = EspeakVoice()) -> np.ndarray:
+    """Speak `text` with espeak-ng: 16 kHz mono float32 samples."""
+    import soundfile
+
+    command = [_espeak(), "-v", voice.voice, "-s", str(voice.speed), "-p", str(voice.pitch), "--stdout", text]
+    result = subprocess.run(command, capture_output=True, check=True, timeout=60)
+    with tempfile.SpooledTemporaryFile() as buffer:  # espeak writes a wav with an unknown length to stdout
+        buffer.write(result.stdout)
+        buffer.seek(0)
+        audio, rate = soundfile.read(buffer, dtype="float32")
+    return resample(audio, rate)

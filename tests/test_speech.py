@@ -1,0 +1,174 @@
+"""Speech in and out, on tiny parts the tests build: reading and writing audio, the processor's audio tokens
+against the encoder's real output, the codec, the talker's code layout, and a model with ears end to end."""
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+from conftest import make_image, randomise
+
+from theworld import TheWorld
+from theworld.media import MediaError
+from theworld.modeling.presets import config_from_name
+from theworld.omni.audio import SAMPLING_RATE, load_audio, save_audio, synthesize_speech
+from theworld.omni.audio_encoder import TINY_AUDIO_ENCODER, AudioEncoder
+from theworld.omni.codec import MelCodec
+from theworld.omni.processing import add_hearing_to_processor
+from theworld.omni.talker import Speaker, Talker, TalkerConfig
+
+needs_espeak = pytest.mark.skipif(
+    shutil.which("espeak-ng") is None and not os.environ.get("THEWORLD_REQUIRE_ESPEAK"),
+    reason="espeak-ng is not installed (apt-get install espeak-ng); CI installs it and sets THEWORLD_REQUIRE_ESPEAK",
+)
+
+
+def tone(seconds: float, rate: int = SAMPLING_RATE, frequency: float = 440.0) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.3 * np.sin(2 * np.pi * frequency * t)).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------------------ files
+def test_load_audio_resamples_to_16k_mono(tmp_path):
+    stereo = np.stack([tone(0.5, 44_100), tone(0.5, 44_100)], axis=1)
+    soundfile.write(tmp_path / "stereo.flac", stereo, 44_100)
+    audio = load_audio(tmp_path / "stereo.flac")
+    assert audio.ndim == 1 and abs(len(audio) - SAMPLING_RATE // 2) <= 2
+    soundfile.write(tmp_path / "speech.ogg", tone(0.3, 22_050), 22_050)
+    assert abs(len(load_audio(tmp_path / "speech.ogg")) - int(0.3 * SAMPLING_RATE)) <= 2
+
+
+def test_unreadable_audio_is_one_clear_error(tmp_path):
+    with pytest.raises(MediaError, match="Audio not found"):
+        load_audio(tmp_path / "missing.wav")
+    (tmp_path / "broken.wav").write_bytes(b"RIFF not really a wav")
+    with pytest.raises(MediaError, match="Cannot read audio .*broken.wav.*WAV, FLAC or OGG"):
+        load_audio(tmp_path / "broken.wav")
+
+
+def test_save_audio_is_atomic(tmp_path, monkeypatch):
+    path = save_audio(tmp_path / "answer.wav", tone(0.2))
+    data, rate = soundfile.read(path)
+    assert rate == SAMPLING_RATE and len(data) == int(0.2 * SAMPLING_RATE)
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(soundfile, "write", crash)
+    with pytest.raises(RuntimeError):
+        save_audio(path, tone(1.0))
+    assert len(soundfile.read(path)[0]) == int(0.2 * SAMPLING_RATE), "the old file is intact"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["answer.wav"], "no half-written file is left behind"
+
+
+# ------------------------------------------------------------------------------------- audio tokens
+@pytest.fixture(scope="module")
+def hearing_processor(processor):
+    import copy
+
+    return add_hearing_to_processor(copy.deepcopy(processor), TINY_AUDIO_ENCODER["conf_reduction_factor"])
+
+
+@pytest.mark.parametrize("seconds", [0.31, 1.0, 2.47])
+def test_audio_token_count_matches_the_encoder(hearing_processor, seconds):
+    """The processor reserves exactly as many <audio_soft_token>s as the encoder gives, for any length, also
+    when a shorter clip is padded in a batch."""
+    encoder = AudioEncoder(TINY_AUDIO_ENCODER, text_hidden_size=64).eval()
+    clips = [tone(seconds), tone(3.0)]
+    inputs = hearing_processor(
+        text=["<start_of_audio>", "<start_of_audio>"], audio=clips, return_tensors="pt", padding=True
+    )
+    soft = inputs["input_ids"] == hearing_processor.audio_token_id
+    with torch.no_grad():
+        features = encoder(inputs["input_features"], inputs["input_features_mask"])
+    assert features.shape[0] == int(soft.sum())
+    with torch.no_grad():
+        alone = encoder(*hearing_processor.feature_extractor([clips[0]], return_tensors="pt").values())
+    # Gemma 3n's subsampling convolutions see a frame past the end, so padding may touch the last 2 tokens only.
+    batched = features[: int(soft[0].sum())]
+    assert batched.shape == alone.shape
+    assert torch.allclose(batched[:-2], alone[:-2], atol=1e-4), "padding does not leak into the clip"
+
+
+@pytest.fixture(scope="module")
+def hearing_model(hearing_processor):
+    torch.manual_seed(0)
+    model = randomise(TheWorld(config_from_name("test", hearing_processor.tokenizer)))
+    model.add_audio_encoder(TINY_AUDIO_ENCODER, hearing_processor.audio_token_id)
+    return model.eval()
+
+
+def test_speech_changes_the_answer_and_round_trips(hearing_model, hearing_processor, tmp_path):
+    messages = [
+        {"role": "user", "content": [{"type": "image", "image": make_image(1)}, {"type": "audio", "audio": tone(1.0)}]}
+    ]
+    inputs = hearing_processor.apply_chat_template(
+        messages, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
+    )
+    with torch.no_grad():
+        logits = hearing_model(**inputs, num_world_steps=2).logits
+        other = dict(inputs, input_features=inputs["input_features"] * 0.5)
+        assert not torch.allclose(logits, hearing_model(**other, num_world_steps=2).logits), "the audio is heard"
+    output = hearing_model.generate(**inputs, num_world_steps=2, max_new_tokens=3, do_sample=False)
+    assert torch.equal(output[:, : inputs["input_ids"].shape[1]], inputs["input_ids"])
+    assert output[0, -3:].tolist() == logits[0, -1:].argmax(-1).tolist() + output[0, -2:].tolist()
+
+    hearing_model.save_pretrained(tmp_path)
+    hearing_processor.save_pretrained(tmp_path)
+    from transformers import AutoProcessor
+
+    loaded, processor = TheWorld.from_pretrained(tmp_path).eval(), AutoProcessor.from_pretrained(tmp_path)
+    assert type(processor).__name__ == "TheWorldProcessor"
+    again = processor.apply_chat_template(
+        messages, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
+    )
+    with torch.no_grad():
+        assert torch.equal(loaded(**again, num_world_steps=2).logits, logits)
+
+
+def test_speech_without_ears_is_a_clear_error(model, hearing_processor):
+    inputs = hearing_processor(text=["<start_of_audio>"], audio=[tone(0.5)], return_tensors="pt")
+    with pytest.raises(ValueError, match="no audio encoder"):
+        model(**inputs)
+
+
+# ---------------------------------------------------------------------------------------- speech out
+@needs_espeak
+def test_codec_reconstructs_speech():
+    speech = [synthesize_speech(text) for text in ("top left", "bottom right", "yes", "three")]
+    codec = MelCodec(num_quantizers=4, codebook_size=64)
+    error = codec.fit(speech)
+    mel = codec.mel(speech[0])
+    codes = codec.encode(speech[0])
+    assert codes.shape == (len(mel), 4) and codes.max() < 64
+    assert torch.mean((codec.dequantize(codes) - mel) ** 2) < 0.25 * torch.mean(mel**2), "4 codebooks code most"
+    assert error < 0.25
+    audio = codec.decode(codes)
+    assert abs(len(audio) - len(speech[0])) < codec.hop_length * 2 and np.abs(audio).max() <= 1.0
+
+
+def test_talker_writes_codes_in_codebook_order(processor, tmp_path):
+    config = TalkerConfig(
+        text_vocab_size=len(processor.tokenizer),
+        num_quantizers=3,
+        codebook_size=16,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+    )
+    torch.manual_seed(0)
+    talker = Talker(config).eval()
+    codes = talker.generate_codes([5, 6, 7], max_frames=6, do_sample=True, top_k=0)
+    assert codes.shape[1] == 3 and 0 < len(codes) <= 6
+    assert codes.min() >= 0 and codes.max() < 16, "every code lies in its own codebook's range"
+    codec = MelCodec(num_quantizers=3, codebook_size=16)
+    speaker = Speaker(talker, processor.tokenizer, codec)
+    speaker.save_pretrained(tmp_path)
+    loaded = Speaker.from_pretrained(tmp_path)
+    assert torch.equal(loaded.talker.generate_codes([5, 6], max_frames=4), talker.generate_codes([5, 6], max_frames=4))
+    with pytest.raises(FileNotFoundError, match="no talker"):
+        Speaker.from_pretrained(tmp_path / "elsewhere")
