@@ -1,6 +1,8 @@
 """Each training recipe runs end to end on a few steps of tiny data and leaves a loadable checkpoint."""
 
 import json
+import os
+import shutil
 
 import pytest
 import torch
@@ -8,13 +10,20 @@ from typer.testing import CliRunner
 
 from theworld import TheWorld
 from theworld.cli.main import app
-from theworld.training.recipe import SETTINGS, run_stage
+from theworld.training.recipe import SETTINGS, STAGES, run_stage
+
+needs_espeak = pytest.mark.skipif(
+    shutil.which("espeak-ng") is None and not os.environ.get("THEWORLD_REQUIRE_ESPEAK"),
+    reason="the speech stages speak their data with espeak-ng (apt-get install espeak-ng)",
+)
+HAS_ESPEAK = shutil.which("espeak-ng") is not None or bool(os.environ.get("THEWORLD_REQUIRE_ESPEAK"))
 
 
 @pytest.fixture(scope="module")
 def smoke_checkpoint(tmp_path_factory):
     folder = tmp_path_factory.mktemp("recipe") / "tiny"
-    metrics = {stage: run_stage(stage, folder, SETTINGS["smoke"]) for stage in ("vae", "dynamics", "language")}
+    stages = STAGES if HAS_ESPEAK else ("vae", "dynamics", "language")
+    metrics = {stage: run_stage(stage, folder, SETTINGS["smoke"]) for stage in stages}
     return folder, metrics
 
 
@@ -24,11 +33,27 @@ def test_every_stage_writes_its_metrics_and_a_loadable_checkpoint(smoke_checkpoi
     assert torch.isfinite(torch.tensor(metrics["dynamics"]["dynamics_train_mse"]))
     assert torch.isfinite(torch.tensor(metrics["language"]["language_train_loss"]))
     log = json.loads((folder / "training_log.json").read_text())
-    assert set(log) == {"vae", "dynamics", "language"}
+    assert set(log) == set(metrics)
     assert not list(folder.parent.glob(".tiny-*")), "no staging folder may be left behind"
     model = TheWorld.from_pretrained(folder)
     assert model.dynamics.out.weight.abs().sum() > 0, "training moved the dynamics off copy-the-last-frame"
     assert model.config.world_encoder_config["latents_mean"] == model.world_encoder.latents_mean.tolist()
+
+
+@needs_espeak
+def test_the_speech_stages_give_ears_and_a_voice_that_later_stages_keep(smoke_checkpoint):
+    from transformers import AutoProcessor
+
+    from theworld.omni.talker import Speaker
+
+    folder, metrics = smoke_checkpoint
+    assert metrics["hearing"]["speech_recordings"] > 0 and "talker_train_loss" in metrics["speaking"]
+    model = TheWorld.from_pretrained(folder)
+    assert model.config.audio_config is not None
+    assert type(AutoProcessor.from_pretrained(folder)).__name__ == "TheWorldProcessor"
+    run_stage("language", folder, SETTINGS["smoke"])
+    speaker = Speaker.from_pretrained(folder)  # the voice survives a later stage's atomic rewrite
+    assert speaker.speak("yes", max_frames=5).ndim == 1
 
 
 def test_the_vae_stage_records_latent_statistics(smoke_checkpoint):

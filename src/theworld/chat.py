@@ -1,4 +1,4 @@
-"""A multi-turn conversation with TheWorld: text, images and video in, text out, world steps per turn."""
+"""A multi-turn conversation with TheWorld: text, images, video and speech in, text out, world steps per turn."""
 
 from pathlib import Path
 
@@ -8,6 +8,7 @@ from transformers import TextStreamer
 
 from theworld.media import load_image, load_video
 from theworld.modeling.modeling_theworld import TheWorld
+from theworld.omni.audio import load_audio
 
 __all__ = ["ChatSession"]
 
@@ -50,6 +51,20 @@ class ChatSession:
         self._world_latents.append(latents)
 
     @property
+    def can_hear(self) -> bool:
+        return self.model.config.audio_config is not None and hasattr(self.processor, "feature_extractor")
+
+    def attach_audio(self, source: "str | Path") -> None:
+        """Add a recording (wav/flac/ogg, any rate) to the next user message: a spoken question, or speech to
+        talk about."""
+        if not self.can_hear:
+            raise ValueError(
+                "This model has no audio encoder, so it cannot take speech; use a model trained with "
+                "`theworld train hearing`, such as the default theworld-tiny"
+            )
+        self._pending.append({"type": "audio", "audio": load_audio(source)})
+
+    @property
     def has_media(self) -> bool:
         return bool(self._world_latents)
 
@@ -58,13 +73,19 @@ class ChatSession:
         """A pretrained-only checkpoint continues text; a chat template would only confuse it."""
         return bool(getattr(self.model.config, "theworld_is_base_model", False))
 
-    def reply(self, text: str, stream: bool = False, **generation_kwargs) -> str:
-        """Add a user message (with the attached media), generate the answer, and keep both in the history.
-        A base model gets the conversation so far as plain text to continue (completion prompting)."""
-        self.messages.append({"role": "user", "content": [*self._pending, {"type": "text", "text": text}]})
+    def reply(self, text: str | None, stream: bool = False, **generation_kwargs) -> str:
+        """Add a user message (the attached media, then `text` if any: a spoken question needs none), generate
+        the answer, and keep both in the history. A base model gets the conversation so far as plain text to
+        continue (completion prompting)."""
+        content = [*self._pending, *([{"type": "text", "text": text}] if text else [])]
+        if not content:
+            raise ValueError("Nothing to answer: give a message, or attach speech, an image or a video")
+        self.messages.append({"role": "user", "content": content})
         self._pending = []
         if self.is_base_model:
             if self.has_media:
+                raise ValueError("This is a base (completion) model: it takes text only; use an instruction model")
+            if any(part["type"] == "audio" for part in content):
                 raise ValueError("This is a base (completion) model: it takes text only; use an instruction model")
             history = "".join(part["text"] for m in self.messages for part in m["content"] if m["role"] != "system")
             inputs = self.processor(text=history, return_tensors="pt").to(self.model.device)

@@ -16,7 +16,7 @@ from theworld.cli.common import (
 
 __all__ = ["chat"]
 
-HELP = "commands: /image PATH, /video PATH, /world N, /clear, exit"
+HELP = "commands: /image PATH, /video PATH, /audio PATH, /world N, /clear, exit"
 
 
 def chat(
@@ -24,6 +24,10 @@ def chat(
     text: str | None = typer.Option(None, help="The message; without it (on a terminal) chat interactively."),
     image: Path | None = typer.Option(None, help="An image to talk about."),
     video: Path | None = typer.Option(None, help="A video: the world model reads the clip, the LM its last frame."),
+    audio_in: Path | None = typer.Option(
+        None, help="Speech in (wav/flac/ogg): a spoken question, with or without --text."
+    ),
+    audio_out: Path | None = typer.Option(None, help="Speak the answer too: write it as a 16 kHz wav at this path."),
     prompt: str | None = typer.Option(None, help="A system prompt."),
     world_steps: int | None = typer.Option(None, help="Future frames to imagine (default: the model's)."),
     max_new_tokens: int = typer.Option(64, min=1),
@@ -37,8 +41,9 @@ def chat(
     from theworld.chat import ChatSession
 
     set_threads(threads)
-    if text is None and not is_terminal():
-        fail("No input: pass --text (with --image/--video if you like), or run in a terminal to chat interactively.")
+    one_shot = text is not None or audio_in is not None
+    if not one_shot and not is_terminal():
+        fail("No input: pass --text or --audio-in (with --image/--video if you like), or run in a terminal to chat.")
     generation = {"max_new_tokens": max_new_tokens, "num_beams": num_beams}
     if temperature:
         generation.update(do_sample=True, temperature=temperature, top_p=top_p)
@@ -51,9 +56,14 @@ def chat(
                 save_imagined_world(world, image, session.num_world_steps, save_world)
         if video is not None:
             session.attach_video(video)
-        if text is not None:
+        if audio_in is not None:
+            session.attach_audio(audio_in)
+        speaker = load_speaker(world) if audio_out is not None else None
+        if one_shot:
             # Shells pass "\n" as two characters; completion prompts ("Question: ...\nAnswer:") need a newline.
-            session.reply(text.replace("\\n", "\n"), stream=True, **generation)
+            answer = session.reply(text.replace("\\n", "\n") if text else None, stream=True, **generation)
+            if speaker is not None:
+                speak_to_file(speaker, answer, audio_out)
             return
     console.print(f"TheWorld chat ({model}). {HELP}")
     while True:
@@ -74,6 +84,12 @@ def chat(
             elif command == "/video":
                 session.attach_video(argument.strip())
                 console.print(f"video attached: {argument.strip()}")
+            elif command == "/audio":
+                session.attach_audio(argument.strip())
+                print("theworld> ", end="", flush=True)  # the recording is the question: answer it now
+                answer = session.reply(None, stream=True, **generation)
+                if speaker is not None:
+                    speak_to_file(speaker, answer, audio_out)
             elif command == "/clear":
                 session.clear()
                 console.print("conversation cleared")
@@ -86,7 +102,26 @@ def chat(
                 console.print(f"unknown command {command}; {HELP}")
             else:
                 print("theworld> ", end="", flush=True)
-                session.reply(line, stream=True, **generation)
+                answer = session.reply(line, stream=True, **generation)
+                if speaker is not None:
+                    speak_to_file(speaker, answer, audio_out)
+
+
+def load_speaker(model):
+    """The checkpoint's voice (talker + codec), checked before any answer is generated."""
+    from theworld.omni.talker import Speaker
+
+    return Speaker.from_pretrained(Path(model.name_or_path))
+
+
+def speak_to_file(speaker, answer: str, path: Path) -> None:
+    from theworld.omni.audio import save_audio
+
+    if not answer.strip():
+        console.print("[yellow]nothing to say: the answer is empty, no audio written[/yellow]")
+        return
+    save_audio(path, speaker.speak(answer), speaker.sampling_rate)
+    console.print(f"spoken answer saved to {path}")
 
 
 class user_errors_in_chat:  # noqa: N801 - used as a context manager, like contextlib's

@@ -11,7 +11,7 @@ __all__ = ["train"]
 
 
 def train(
-    stage: str = typer.Argument("all", help="all | vae | dynamics | language"),
+    stage: str = typer.Argument("all", help="all | vae | dynamics | language | hearing | speaking"),
     output_dir: Path = typer.Option(Path("runs/theworld-tiny"), help="The checkpoint folder the stages build."),
     settings: str = typer.Option("full", help="full (the shipped model) | smoke (a few steps, for tests)."),
     seed: int | None = typer.Option(None, help="Override the settings' seed."),

@@ -20,7 +20,11 @@ from transformers import AutoProcessor
 from theworld.modeling.modeling_theworld import TheWorld
 from theworld.modeling.presets import config_from_name
 from theworld.modeling.processing import build_processor, train_tokenizer
-from theworld.toyworld import make_examples
+from theworld.omni.audio_encoder import TINY_AUDIO_ENCODER
+from theworld.omni.processing import add_hearing_to_processor
+from theworld.omni.talker import SPEAKER_FOLDERS, Speaker
+from theworld.toyworld import ANSWER_VOCAB, make_examples
+from theworld.training import speech
 from theworld.training.data import simulate_clips, to_model_range
 from theworld.training.dynamics import encode_clips, train_dynamics
 from theworld.training.language import QATensors, encode_examples, imagine_latents, train_language
@@ -44,6 +48,12 @@ class RecipeSettings:
     questions_per_clip: int = 6
     language_steps: int = 1500
     language_batch_size: int = 32
+    speech_clips: int = 1000
+    speech_steps: int = 600
+    speech_batch_size: int = 16
+    talker_steps: int = 300
+    talker_batch_size: int = 15
+    speech_eval_clips: int = 30
     vocab_size: int = 600
     seed: int = 0
 
@@ -62,6 +72,12 @@ SETTINGS = {
         questions_per_clip=2,
         language_steps=2,
         language_batch_size=4,
+        speech_clips=3,
+        speech_steps=2,
+        speech_batch_size=4,
+        talker_steps=2,
+        talker_batch_size=2,
+        speech_eval_clips=0,
         vocab_size=400,
     ),
 }
@@ -129,7 +145,81 @@ def _stage_language(model: TheWorld, processor, settings: RecipeSettings) -> dic
     return {"language_train_loss": loss, "language_examples": len(examples)}
 
 
-STAGES = ("vae", "dynamics", "language")
+def _stage_hearing(model: TheWorld, processor, settings: RecipeSettings) -> tuple[dict, object]:
+    """Ears: the audio encoder and the language model, on espeak-ng speech of the training questions."""
+    if model.config.audio_config is None:
+        processor = add_hearing_to_processor(processor, TINY_AUDIO_ENCODER["conf_reduction_factor"])
+        model.add_audio_encoder(TINY_AUDIO_ENCODER, processor.audio_token_id)
+    examples = make_examples("train", settings.speech_clips, questions_per_clip=settings.questions_per_clip)
+    rng = np.random.default_rng(settings.seed)
+    # Every distinct question in every training voice; answers too, for "repeat what you heard".
+    sentences = sorted({e.question for e in examples}) + sorted({e.answer for e in examples})
+    texts = [text for text in sentences for _ in speech.TRAIN_VOICES]
+    voices = [voice for _ in sentences for voice in speech.TRAIN_VOICES]
+    features = speech.mel_features(processor, speech.speak_all(texts, voices, "speaking the training set"))
+    recordings_of: dict[str, list[int]] = {}
+    for index, text in enumerate(texts):
+        recordings_of.setdefault(text, []).append(index)
+
+    chosen = [int(rng.choice(recordings_of[e.question])) for e in examples]
+    frames = [len(features[i]) for i in chosen]
+    images = [e.image for e in examples]
+    answers = [e.answer for e in examples]
+    pixel_values = speech.pixel_values_of(processor, images)
+    latents = imagine_latents(model, to_model_range(np.stack(images)), model.config.num_world_steps).half()
+    none = [None] * len(examples)
+    typed = speech.ChatTensors(
+        **speech.encode_chats(processor, images, none, [e.question for e in examples], answers),
+        audio_index=torch.full((len(examples),), -1),
+        pixel_values=pixel_values,
+        world_latents=latents,
+    )
+    spoken = speech.ChatTensors(
+        **speech.encode_chats(processor, images, frames, none, answers),
+        audio_index=torch.tensor(chosen),
+        pixel_values=pixel_values,
+        world_latents=latents,
+    )
+    heard = [None] * len(texts)
+    repeat = speech.ChatTensors(
+        **speech.encode_chats(
+            processor, heard, [len(f) for f in features], [speech.TRANSCRIBE_PROMPT] * len(texts), texts
+        ),
+        audio_index=torch.arange(len(texts)),
+    )
+    loss = speech.train_hearing(
+        model,
+        {"typed": (typed, 0.3), "spoken": (spoken, 0.4), "repeat": (repeat, 0.3)},
+        features,
+        settings.speech_steps,
+        model.config.num_world_steps,
+        batch_size=settings.speech_batch_size,
+        seed=settings.seed,
+    )
+    metrics = {"hearing_train_loss": loss, "speech_recordings": len(texts)}
+    if settings.speech_eval_clips:
+        metrics["speech_eval"] = speech.evaluate_speech(model, processor, None, settings.speech_eval_clips)
+    return metrics, processor
+
+
+def _stage_speaking(model: TheWorld, processor, settings: RecipeSettings) -> tuple[dict, Speaker]:
+    """A voice: the codec fitted on espeak-ng speech of every answer, and the talker trained on it."""
+    answers = sorted({a for vocab in ANSWER_VOCAB.values() for a in vocab})
+    recordings = speech.speak_all(answers, [speech.TALKER_VOICE] * len(answers), "speaking the answers")
+    speaker, metrics = speech.train_speaker(
+        processor.tokenizer,
+        answers,
+        recordings,
+        settings.talker_steps,
+        batch_size=settings.talker_batch_size,
+        seed=settings.seed,
+    )
+    if settings.speech_eval_clips and model.config.audio_config is not None:
+        metrics["round_trip"] = speech.round_trip(model, processor, speaker)
+    return metrics, speaker
+
+
+STAGES = ("vae", "dynamics", "language", "hearing", "speaking")
 
 
 def run_stage(stage: str, output_dir: Path, settings: RecipeSettings) -> dict:
@@ -145,14 +235,19 @@ def run_stage(stage: str, output_dir: Path, settings: RecipeSettings) -> dict:
         model, processor = TheWorld.from_pretrained(output_dir), AutoProcessor.from_pretrained(output_dir)
     torch.manual_seed(settings.seed)
     started = time.perf_counter()
+    speaker = None
     if stage == "vae":
         metrics = _stage_vae(model, settings)
     elif stage == "dynamics":
         metrics = _stage_dynamics(model, settings)
-    else:
+    elif stage == "language":
         metrics = _stage_language(model, processor, settings)
+    elif stage == "hearing":
+        metrics, processor = _stage_hearing(model, processor, settings)
+    else:
+        metrics, speaker = _stage_speaking(model, processor, settings)
     metrics[f"{stage}_seconds"] = round(time.perf_counter() - started, 1)
-    _save_atomically(model, processor, output_dir, stage, metrics, settings)
+    _save_atomically(model, processor, output_dir, stage, metrics, settings, speaker)
     console.print(f"[green]{stage}[/green] done: " + ", ".join(f"{k}={_fmt(v)}" for k, v in metrics.items()))
     return metrics
 
@@ -164,7 +259,9 @@ def train_all(output_dir: Path, settings: RecipeSettings) -> dict:
     return metrics
 
 
-def _save_atomically(model, processor, output_dir: Path, stage: str, metrics: dict, settings) -> None:
+def _save_atomically(
+    model, processor, output_dir: Path, stage: str, metrics: dict, settings, speaker: Speaker | None = None
+) -> None:
     """Write the whole folder next to its destination, then swap it in: a crash never leaves half a checkpoint."""
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     log_path = output_dir / "training_log.json"
@@ -174,6 +271,12 @@ def _save_atomically(model, processor, output_dir: Path, stage: str, metrics: di
     try:
         model.save_pretrained(staging)
         processor.save_pretrained(staging)
+        if speaker is not None:
+            speaker.save_pretrained(staging)
+        else:  # the voice trained by an earlier speech stage stays with the checkpoint
+            for folder in SPEAKER_FOLDERS:
+                if (output_dir / folder).is_dir():
+                    shutil.copytree(output_dir / folder, staging / folder)
         (staging / "training_log.json").write_text(json.dumps(log, indent=2))
         previous = output_dir.with_name(f".{output_dir.name}-previous")
         if output_dir.exists():
