@@ -76,3 +76,47 @@ def chat_inputs(processor, conversations: list[list[dict]]):
         return_tensors="pt",
         processor_kwargs={"padding": True},
     )
+
+
+class Terminal:
+    """A `theworld` command on a pseudo-terminal (so it sees a tty), driven line by line."""
+
+    def __init__(self, *arguments: str):
+        import pty
+        import subprocess
+        import sys
+
+        self.leader, follower = pty.openpty()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "theworld.cli.main", *arguments],
+            stdin=follower,
+            stdout=follower,
+            stderr=follower,
+            env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), TERM="dumb"),
+            close_fds=True,
+        )
+        os.close(follower)
+        self.transcript = b""
+
+    def send(self, line: str) -> None:
+        os.write(self.leader, line.encode() + b"\n")
+
+    def read_until(self, marker: bytes, timeout: float = 120) -> None:
+        import select
+        import time
+
+        deadline = time.time() + timeout
+        while marker not in self.transcript and time.time() < deadline:
+            if select.select([self.leader], [], [], 0.5)[0]:
+                try:
+                    self.transcript += os.read(self.leader, 4096)
+                except OSError:
+                    break
+        assert marker in self.transcript, self.transcript.decode(errors="replace")[-2000:]
+
+    def forget_until_prompt(self, prompt: bytes) -> None:
+        self.transcript = self.transcript[self.transcript.rindex(prompt) + len(prompt) :]
+
+    def close(self) -> None:
+        self.process.kill()
+        os.close(self.leader)

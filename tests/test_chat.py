@@ -1,17 +1,10 @@
 """`theworld chat`: one-shot text/image/video answers, multi-turn history, and the interactive mode on a pty."""
 
-import os
-import pty
-import select
-import subprocess
-import sys
-import time
-
 import imageio.v3 as iio
 import numpy as np
 import pytest
 import torch
-from conftest import make_image, randomise
+from conftest import Terminal, make_image, randomise
 from PIL import Image
 from transformers import AutoProcessor
 from typer.testing import CliRunner
@@ -89,32 +82,9 @@ def test_bad_input(checkpoint, tmp_path):
 
 def test_interactive_mode_on_a_pseudo_terminal(checkpoint, tmp_path):
     make_image(6).save(tmp_path / "scene.png")
-    leader, follower = pty.openpty()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "theworld.cli.main", "chat", "--model", str(checkpoint), "--max-new-tokens", "3"],
-        stdin=follower,
-        stdout=follower,
-        stderr=follower,
-        env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), TERM="dumb"),
-        close_fds=True,
-    )
-    os.close(follower)
-    transcript = b""
-
-    def read_until(marker: bytes, timeout: float = 120) -> None:
-        nonlocal transcript
-        deadline = time.time() + timeout
-        while marker not in transcript and time.time() < deadline:
-            ready, _, _ = select.select([leader], [], [], 0.5)
-            if ready:
-                try:
-                    transcript += os.read(leader, 4096)
-                except OSError:
-                    break
-        assert marker in transcript, transcript.decode(errors="replace")[-2000:]
-
+    terminal = Terminal("chat", "--model", str(checkpoint), "--max-new-tokens", "3")
     try:
-        read_until(b"you> ")
+        terminal.read_until(b"you> ")
         for line, marker in [
             (f"/image {tmp_path / 'scene.png'}", b"image attached"),
             ("where is the red ball?", b"theworld> "),
@@ -122,12 +92,11 @@ def test_interactive_mode_on_a_pseudo_terminal(checkpoint, tmp_path):
             ("/image missing.png", b"Image not found"),
             ("/clear", b"conversation cleared"),
         ]:
-            os.write(leader, line.encode() + b"\n")
-            read_until(marker)
-            read_until(b"you> ")
-            transcript = transcript[transcript.rindex(b"you> ") + 5 :]
-        os.write(leader, b"exit\n")
-        assert process.wait(timeout=60) == 0
+            terminal.send(line)
+            terminal.read_until(marker)
+            terminal.read_until(b"you> ")
+            terminal.forget_until_prompt(b"you> ")
+        terminal.send("exit")
+        assert terminal.process.wait(timeout=60) == 0
     finally:
-        process.kill()
-        os.close(leader)
+        terminal.close()
