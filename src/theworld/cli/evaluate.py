@@ -17,6 +17,7 @@ def evaluate(
     clips: int = typer.Option(200, min=1, help="Test-split clips to draw questions from."),
     questions_per_clip: int = typer.Option(4, min=1),
     batch_size: int = typer.Option(32, min=1),
+    speech: bool = typer.Option(False, help="Also measure speech: spoken vs typed answers, and the round trip."),
     json_path: Path | None = typer.Option(None, "--json", help="Also write the report as JSON here."),
     threads: int | None = typer.Option(None, help="PyTorch CPU threads."),
 ) -> None:
@@ -27,6 +28,7 @@ def evaluate(
     with user_errors():
         world = load_model(model)
         report = run_evaluation(world, world.processor, clips, questions_per_clip, batch_size)
+        speech_report = _speech_report(world, clips, questions_per_clip) if speech else None
     table = Table(title=f"ToyWorld test split ({report.num_questions['all']} questions)")
     table.add_column("mode")
     families = ["static", "temporal", "all"]
@@ -52,5 +54,41 @@ def evaluate(
     for name, errors in report.rollout.items():
         rollout.add_row(name, *[f"{e:.4f}" for e in errors])
     console.print(rollout)
+    if speech_report is not None:
+        _print_speech(speech_report)
     if json_path is not None:
-        json_path.write_text(json.dumps(asdict(report), indent=2))
+        json_path.write_text(json.dumps({**asdict(report), "speech": speech_report}, indent=2))
+
+
+def _speech_report(world, clips: int, questions_per_clip: int) -> dict:
+    from theworld.omni.talker import Speaker
+    from theworld.training.speech import evaluate_speech
+
+    if world.config.audio_config is None:
+        raise ValueError(
+            "This model has no audio encoder; --speech needs a model trained with `theworld train hearing`"
+        )
+    speaker = Speaker.from_pretrained(Path(world.name_or_path))
+    return evaluate_speech(world, world.processor, speaker, clips, questions_per_clip)
+
+
+def _print_speech(report: dict) -> None:
+    table = Table(title=f"speech in: {report['questions']} test questions, spoken by espeak-ng")
+    for column in ("voice", "agreement with typed", "spoken accuracy", "question transcribed exactly"):
+        table.add_column(column, justify="right")
+    for voice in ("training_voices", "unseen_voice"):
+        row = report[voice]
+        table.add_row(
+            voice.replace("_", " "),
+            *[
+                f"{100 * row[key]:.1f}%"
+                for key in ("agreement_with_typed", "spoken_accuracy", "question_transcription_exact")
+            ],
+        )
+    console.print(table)
+    console.print(f"typed accuracy on the same questions: {100 * report['typed_accuracy']:.1f}%")
+    trip = report["round_trip"]
+    console.print(
+        f"speech out round trip: {100 * trip['recognised']:.1f}% of the {trip['answers']} answers recognised "
+        f"(espeak-ng's own recordings: {100 * trip['espeak_recognised']:.1f}%)"
+    )

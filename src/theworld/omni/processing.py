@@ -11,6 +11,7 @@ from theworld.omni.audio_encoder import audio_token_count
 __all__ = ["AUDIO_TOKENS", "CHAT_TEMPLATE_WITH_AUDIO", "TheWorldProcessor", "add_hearing_to_processor"]
 
 AUDIO_TOKENS = ["<start_of_audio>", "<end_of_audio>", "<audio_soft_token>"]
+MAX_AUDIO_SAMPLES = 480_000  # 30 s at 16 kHz, Gemma 3n's limit
 
 # Gemma 3's template with one more content type: {"type": "audio"} becomes <start_of_audio>, as Gemma 3n's does.
 _IMAGE_ITEM = "            {%- if item['type'] == 'image' -%}\n                {{ '<start_of_image>' }}\n"
@@ -44,6 +45,12 @@ class TheWorldProcessor(Gemma3Processor):
             feature_extractor=feature_extractor,
             **kwargs,
         )
+
+    def _process_audio(self, audio, **kwargs):
+        # A tokenizer loaded from disk lends its max_length=None to every modality; the features keep their own.
+        if kwargs.get("max_length") is None:
+            kwargs["max_length"] = MAX_AUDIO_SAMPLES
+        return super()._process_audio(audio, **kwargs)
 
     def replace_audio_token(self, audio_inputs: dict, audio_idx: int, **kwargs) -> str:
         frames = int(audio_inputs["input_features_mask"][audio_idx].sum())

@@ -180,16 +180,30 @@ def _stage_hearing(model: TheWorld, processor, settings: RecipeSettings) -> tupl
         pixel_values=pixel_values,
         world_latents=latents,
     )
-    heard = [None] * len(texts)
-    repeat = speech.ChatTensors(
-        **speech.encode_chats(
-            processor, heard, [len(f) for f in features], [speech.TRANSCRIBE_PROMPT] * len(texts), texts
-        ),
-        audio_index=torch.arange(len(texts)),
-    )
+
+    def repeat(indices: list[int]) -> speech.ChatTensors:
+        """ "Repeat what you heard" chats on the recordings `indices`."""
+        encoded = speech.encode_chats(
+            processor,
+            [None] * len(indices),
+            [len(features[i]) for i in indices],
+            [speech.TRANSCRIBE_PROMPT] * len(indices),
+            [texts[i] for i in indices],
+        )
+        return speech.ChatTensors(**encoded, audio_index=torch.tensor(indices))
+
+    answer_set = {e.answer for e in examples}
+    # The spoken answers are short and few: a kind of their own, or the long questions drown them out.
+    repeat_answers = repeat([i for i, text in enumerate(texts) if text in answer_set])
+    repeat_questions = repeat([i for i, text in enumerate(texts) if text not in answer_set])
     loss = speech.train_hearing(
         model,
-        {"typed": (typed, 0.3), "spoken": (spoken, 0.4), "repeat": (repeat, 0.3)},
+        {
+            "typed": (typed, 0.25),
+            "spoken": (spoken, 0.35),
+            "repeat questions": (repeat_questions, 0.25),
+            "repeat answers": (repeat_answers, 0.15),
+        },
         features,
         settings.speech_steps,
         model.config.num_world_steps,
