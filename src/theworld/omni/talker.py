@@ -8,6 +8,8 @@ of `generate` (greedy, sampling, beams) yields well-formed codes. `Speaker` join
 and the codec into text -> 16 kHz samples.
 """
 
+import contextlib
+import io
 from pathlib import Path
 
 import numpy as np
@@ -142,4 +144,8 @@ class Speaker:
             )
         talker = Talker.from_pretrained(folder / "talker")
         tokenizer = AutoTokenizer.from_pretrained(folder / "talker")
-        return cls(talker, tokenizer, MelCodec.from_pretrained(folder / "codec"))
+        with contextlib.redirect_stdout(
+            io.StringIO()
+        ):  # huggingface_hub's mixin prints on local loads; stdout is the answer
+            codec = MelCodec.from_pretrained(folder / "codec")
+        return cls(talker, tokenizer, codec)
