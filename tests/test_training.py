@@ -77,3 +77,22 @@ def test_train_cli_rejects_bad_input(tmp_path):
     assert result.exit_code == 2 and "run `theworld train vae`" in result.output
     result = runner.invoke(app, ["train", "all", "--settings", "huge"])
     assert result.exit_code == 2 and "Unknown settings" in result.output
+
+
+@needs_espeak
+def test_a_failing_closing_measurement_does_not_lose_the_training(smoke_checkpoint, monkeypatch):
+    from dataclasses import replace
+
+    from theworld.training import speech
+
+    folder, _ = smoke_checkpoint
+
+    def broken(*args):
+        raise RuntimeError("the figure could not be computed")
+
+    monkeypatch.setattr(speech, "round_trip", broken)
+    before = (folder / "talker" / "model.safetensors").stat().st_mtime_ns
+    metrics = run_stage("speaking", folder, replace(SETTINGS["smoke"], speech_eval_clips=1))
+    assert metrics["round_trip"] == {"error": "RuntimeError: the figure could not be computed"}
+    assert (folder / "talker" / "model.safetensors").stat().st_mtime_ns != before, "the new talker was saved"
+    assert json.loads((folder / "training_log.json").read_text())["speaking"][-1]["metrics"]["round_trip"]["error"]

@@ -212,7 +212,7 @@ def _stage_hearing(model: TheWorld, processor, settings: RecipeSettings) -> tupl
     )
     metrics = {"hearing_train_loss": loss, "speech_recordings": len(texts)}
     if settings.speech_eval_clips:
-        metrics["speech_eval"] = speech.evaluate_speech(model, processor, None, settings.speech_eval_clips)
+        metrics["speech_eval"] = _measured(speech.evaluate_speech, model, processor, None, settings.speech_eval_clips)
     return metrics, processor
 
 
@@ -229,8 +229,17 @@ def _stage_speaking(model: TheWorld, processor, settings: RecipeSettings) -> tup
         seed=settings.seed,
     )
     if settings.speech_eval_clips and model.config.audio_config is not None:
-        metrics["round_trip"] = speech.round_trip(model, processor, speaker)
+        metrics["round_trip"] = _measured(speech.round_trip, model, processor, speaker)
     return metrics, speaker
+
+
+def _measured(measure, *args):
+    """A stage's closing measurement; if it fails, the trained weights are still saved, with the error logged."""
+    try:
+        return measure(*args)
+    except Exception as error:  # noqa: BLE001 - minutes of training must not be lost to a failing figure
+        console.print(f"[yellow]measurement failed, the checkpoint is saved anyway:[/yellow] {error}")
+        return {"error": f"{type(error).__name__}: {error}"}
 
 
 STAGES = ("vae", "dynamics", "language", "hearing", "speaking")
