@@ -83,9 +83,7 @@ class ChatSession:
         self.messages.append({"role": "user", "content": content})
         self._pending = []
         if self.is_base_model:
-            if self.has_media:
-                raise ValueError("This is a base (completion) model: it takes text only; use an instruction model")
-            if any(part["type"] == "audio" for part in content):
+            if self.has_media or any(part["type"] == "audio" for part in content):
                 raise ValueError("This is a base (completion) model: it takes text only; use an instruction model")
             history = "".join(part["text"] for m in self.messages for part in m["content"] if m["role"] != "system")
             inputs = self.processor(text=history, return_tensors="pt").to(self.model.device)

@@ -59,11 +59,16 @@ def chat(
         if audio_in is not None:
             session.attach_audio(audio_in)
         speaker = load_speaker(world) if audio_out is not None else None
-        if one_shot:
-            # Shells pass "\n" as two characters; completion prompts ("Question: ...\nAnswer:") need a newline.
-            answer = session.reply(text.replace("\\n", "\n") if text else None, stream=True, **generation)
+
+        def respond(message: str | None) -> None:
+            """Stream the answer to `message` (and the attached media), and speak it with --audio-out."""
+            answer = session.reply(message, stream=True, **generation)
             if speaker is not None:
                 speak_to_file(speaker, answer, audio_out)
+
+        if one_shot:
+            # Shells pass "\n" as two characters; completion prompts ("Question: ...\nAnswer:") need a newline.
+            respond(text.replace("\\n", "\n") if text else None)
             return
     console.print(f"TheWorld chat ({model}). {HELP}")
     while True:
@@ -87,9 +92,7 @@ def chat(
             elif command == "/audio":
                 session.attach_audio(argument.strip())
                 print("theworld> ", end="", flush=True)  # the recording is the question: answer it now
-                answer = session.reply(None, stream=True, **generation)
-                if speaker is not None:
-                    speak_to_file(speaker, answer, audio_out)
+                respond(None)
             elif command == "/clear":
                 session.clear()
                 console.print("conversation cleared")
@@ -102,9 +105,7 @@ def chat(
                 console.print(f"unknown command {command}; {HELP}")
             else:
                 print("theworld> ", end="", flush=True)
-                answer = session.reply(line, stream=True, **generation)
-                if speaker is not None:
-                    speak_to_file(speaker, answer, audio_out)
+                respond(line)
 
 
 def load_speaker(model):

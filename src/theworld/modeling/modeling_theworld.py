@@ -252,6 +252,35 @@ class TheWorld(Gemma3ForConditionalGeneration):
             new_labels.scatter_(1, text_positions, labels)
         return WorldInputs(ids, embeds, mask, new_token_type_ids, new_labels, text_positions)
 
+    def _merge_inputs(
+        self,
+        input_ids: torch.LongTensor,
+        pixel_values: torch.Tensor | None,
+        num_world_steps: int | None,
+        attention_mask: torch.Tensor | None,
+        token_type_ids: torch.Tensor | None,
+        world_latents: torch.Tensor | None,
+        input_features: torch.Tensor | None,
+        input_features_mask: torch.Tensor | None,
+    ) -> WorldInputs:
+        """The embedded prompt with its world blocks (`num_world_steps` not None) and audio tokens; without a
+        world, no token moves."""
+        if num_world_steps is not None:
+            return self.build_world_inputs(
+                input_ids,
+                pixel_values,
+                num_world_steps,
+                attention_mask,
+                _image_types(token_type_ids),
+                world_latents=world_latents,
+                input_features=input_features,
+                input_features_mask=input_features_mask,
+            )
+        embeds = self._embed_inputs(input_ids, pixel_values, input_features, input_features_mask)
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
+        mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask
+        return WorldInputs(input_ids, embeds, mask, _image_types(token_type_ids), None, positions)
+
     # ------------------------------------------------------------------------------------------ forward
     def forward(
         self,
@@ -276,18 +305,7 @@ class TheWorld(Gemma3ForConditionalGeneration):
         `build_world_inputs`)."""
         prefilled = inputs_embeds is not None or (past_key_values is not None and past_key_values.get_seq_length())
         steps = None if prefilled else self._world_steps(num_world_steps, skip_world_tokens, pixel_values is not None)
-        if steps is None and input_features is not None and not prefilled:  # speech: embed it, no world
-            embeds = self._embed_inputs(input_ids, pixel_values, input_features, input_features_mask)
-            return super().forward(
-                attention_mask=attention_mask,
-                position_ids=position_ids,
-                past_key_values=past_key_values,
-                token_type_ids=_image_types(token_type_ids),
-                inputs_embeds=embeds,
-                labels=labels,
-                **kwargs,
-            )
-        if steps is None:
+        if steps is None and (input_features is None or prefilled):
             return super().forward(
                 input_ids=input_ids,
                 pixel_values=pixel_values,
@@ -300,19 +318,20 @@ class TheWorld(Gemma3ForConditionalGeneration):
                 **kwargs,
             )
         kwargs.pop("logits_to_keep", None)  # the output is gathered back to the caller's positions instead
-        world = self.build_world_inputs(
+        world = self._merge_inputs(
             input_ids,
             pixel_values,
             steps,
             attention_mask,
-            _image_types(token_type_ids),
-            world_latents=world_latents,
-            input_features=input_features,
-            input_features_mask=input_features_mask,
+            token_type_ids,
+            world_latents,
+            input_features,
+            input_features_mask,
         )
         outputs = super().forward(
             inputs_embeds=world.inputs_embeds,
             attention_mask=world.attention_mask,
+            position_ids=position_ids if steps is None else None,  # world blocks move every later position
             token_type_ids=world.token_type_ids,
             past_key_values=past_key_values,
             **kwargs,
@@ -357,19 +376,7 @@ class TheWorld(Gemma3ForConditionalGeneration):
         (precomputed, e.g. `imagine` of a video clip). Every decoding mode of `generate` works; the output
         starts with the caller's `input_ids`, as in Gemma 3."""
         steps = self._world_steps(num_world_steps, skip_world_tokens, pixel_values is not None)
-        if steps is None and input_features is not None:  # speech: the prompt is embedded once, like the world's
-            if self.config.enable_world:
-                kwargs["skip_world_tokens"] = True
-            embeds = self._embed_inputs(input_ids, pixel_values, input_features, input_features_mask)
-            output = super().generate(
-                input_ids=input_ids,
-                inputs_embeds=embeds,
-                attention_mask=attention_mask,
-                token_type_ids=_image_types(token_type_ids),
-                **kwargs,
-            )
-            return _replace_prompt(output, input_ids, input_ids.shape[1])
-        if steps is None:
+        if steps is None and input_features is None:
             if self.config.enable_world:
                 kwargs["skip_world_tokens"] = True
             return super().generate(
@@ -379,15 +386,16 @@ class TheWorld(Gemma3ForConditionalGeneration):
                 token_type_ids=token_type_ids,
                 **kwargs,
             )
-        world = self.build_world_inputs(
+        # World and speech tokens are embedded once here; every generate step reads them from the KV cache.
+        world = self._merge_inputs(
             input_ids,
             pixel_values,
             steps,
             attention_mask,
-            _image_types(token_type_ids),
-            world_latents=world_latents,
-            input_features=input_features,
-            input_features_mask=input_features_mask,
+            token_type_ids,
+            world_latents,
+            input_features,
+            input_features_mask,
         )
         output = super().generate(
             input_ids=world.input_ids,

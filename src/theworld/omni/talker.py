@@ -83,9 +83,13 @@ class Talker(LlamaForCausalLM):
         config = self.config
         sequence = [*text_ids, config.speech_start_id]
         if codes is not None:
-            offsets = config.first_code_id + torch.arange(config.num_quantizers) * config.codebook_size
-            sequence += (codes + offsets).flatten().tolist() + [config.speech_end_id]
+            sequence += (codes + self._code_offsets()).flatten().tolist() + [config.speech_end_id]
         return sequence
+
+    def _code_offsets(self) -> torch.LongTensor:
+        """The first id of each codebook's range."""
+        config = self.config
+        return config.first_code_id + torch.arange(config.num_quantizers) * config.codebook_size
 
     @torch.no_grad()
     def generate_codes(self, text_ids: list[int], max_frames: int = 250, **generation_kwargs) -> torch.LongTensor:
@@ -104,11 +108,7 @@ class Talker(LlamaForCausalLM):
         output = output[output != config.speech_end_id]
         frames = len(output) // config.num_quantizers
         codes = output[: frames * config.num_quantizers].view(frames, config.num_quantizers)
-        return (
-            codes
-            - config.first_code_id
-            - torch.arange(config.num_quantizers, device=codes.device) * config.codebook_size
-        ).cpu()
+        return codes.cpu() - self._code_offsets()
 
 
 class Speaker:

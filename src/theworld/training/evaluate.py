@@ -16,7 +16,7 @@ from theworld.training.dynamics import rollout_errors
 from theworld.training.language import chat_messages
 from theworld.training.vae import reconstruction_psnr
 
-__all__ = ["EvalReport", "answer_questions", "evaluate"]
+__all__ = ["EvalReport", "answer_chats", "answer_questions", "evaluate"]
 
 
 @dataclass
@@ -29,6 +29,31 @@ class EvalReport:
 
 
 @torch.no_grad()
+def answer_chats(
+    model: TheWorld,
+    processor: Gemma3Processor,
+    chats: list[list[dict]],
+    batch_size: int = 32,
+    max_new_tokens: int = 24,
+    **generate_kwargs,
+) -> list[str]:
+    """Greedy answers to single-turn chats (Gemma 3 message lists, any media), batched with left padding."""
+    answers: list[str] = []
+    for start in tqdm(range(0, len(chats), batch_size), desc="answering", leave=False):
+        inputs = processor.apply_chat_template(
+            chats[start : start + batch_size],
+            add_generation_prompt=True,
+            tokenize=True,
+            return_dict=True,
+            return_tensors="pt",
+            processor_kwargs={"padding": True},
+        ).to(model.device)
+        output = model.generate(**inputs, do_sample=False, max_new_tokens=max_new_tokens, **generate_kwargs)
+        new_tokens = output[:, inputs["input_ids"].shape[1] :]
+        answers += [text.strip() for text in processor.batch_decode(new_tokens, skip_special_tokens=True)]
+    return answers
+
+
 def answer_questions(
     model: TheWorld,
     processor: Gemma3Processor,
@@ -37,27 +62,9 @@ def answer_questions(
     batch_size: int = 32,
     **generate_kwargs,
 ) -> list[str]:
-    """Greedy answers to (image, question) pairs, batched with left padding."""
-    answers: list[str] = []
-    for start in tqdm(range(0, len(images), batch_size), desc="answering", leave=False):
-        conversations = [
-            chat_messages(Image.fromarray(image), question)
-            for image, question in zip(
-                images[start : start + batch_size], questions[start : start + batch_size], strict=True
-            )
-        ]
-        inputs = processor.apply_chat_template(
-            conversations,
-            add_generation_prompt=True,
-            tokenize=True,
-            return_dict=True,
-            return_tensors="pt",
-            processor_kwargs={"padding": True},
-        ).to(model.device)
-        output = model.generate(**inputs, do_sample=False, max_new_tokens=8, **generate_kwargs)
-        new_tokens = output[:, inputs["input_ids"].shape[1] :]
-        answers += [text.strip() for text in processor.batch_decode(new_tokens, skip_special_tokens=True)]
-    return answers
+    """Greedy answers to (image, question) pairs."""
+    chats = [chat_messages(Image.fromarray(image), q) for image, q in zip(images, questions, strict=True)]
+    return answer_chats(model, processor, chats, batch_size, max_new_tokens=8, **generate_kwargs)
 
 
 def evaluate(

@@ -12,35 +12,55 @@ from PIL import Image
 from transformers import Gemma3Processor
 
 from theworld.modeling.modeling_theworld import TheWorld
+from theworld.omni.audio_encoder import audio_token_count
 from theworld.training.loop import optimize
 
-__all__ = ["QATensors", "chat_messages", "encode_examples", "imagine_latents", "train_language"]
+__all__ = [
+    "ChatTensors",
+    "chat_messages",
+    "encode_chats",
+    "imagine_latents",
+    "pixel_values_of",
+    "train_around_the_world",
+    "train_language",
+]
 
 
 @dataclass
-class QATensors:
-    """Right-padded training tensors, one row per (image, question, answer)."""
+class ChatTensors:
+    """Right-padded single-turn chats: an optional image, an optional recording, an optional text; the
+    labels cover the answer. `audio_index` points into a table of mel features (-1 or None: no audio)."""
 
     input_ids: torch.Tensor
     attention_mask: torch.Tensor
     token_type_ids: torch.Tensor
     labels: torch.Tensor
-    pixel_values: torch.Tensor
-    world_latents: torch.Tensor
+    audio_index: torch.Tensor | None = None
+    pixel_values: torch.Tensor | None = None
+    world_latents: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.input_ids)
 
-    def batch(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
+    def batch(self, index: torch.Tensor, features: list[torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         length = int(self.attention_mask[index].sum(1).max())  # drop the columns that are padding in every row
-        return {
+        batch = {
             "input_ids": self.input_ids[index, :length],
             "attention_mask": self.attention_mask[index, :length],
             "token_type_ids": self.token_type_ids[index, :length],
             "labels": self.labels[index, :length],
-            "pixel_values": self.pixel_values[index],
-            "world_latents": self.world_latents[index].float(),
         }
+        if self.pixel_values is not None:
+            batch["pixel_values"] = self.pixel_values[index]
+            batch["world_latents"] = self.world_latents[index].float()
+        audio = [] if self.audio_index is None else [features[i] for i in self.audio_index[index].tolist() if i >= 0]
+        if audio:
+            batch["input_features"] = torch.nn.utils.rnn.pad_sequence(audio, batch_first=True)
+            mask = torch.zeros(batch["input_features"].shape[:2], dtype=torch.bool)
+            for row, clip in enumerate(audio):
+                mask[row, : len(clip)] = True
+            batch["input_features_mask"] = mask
+        return batch
 
 
 def chat_messages(image: Image.Image, question: str, answer: str | None = None) -> list[dict]:
@@ -50,34 +70,60 @@ def chat_messages(image: Image.Image, question: str, answer: str | None = None) 
     return messages
 
 
-def encode_examples(
-    processor: Gemma3Processor, images: list[np.ndarray], questions: list[str], answers: list[str]
+def encode_chats(
+    processor: Gemma3Processor,
+    images: list[np.ndarray | None],
+    audio_frames: list[int | None],
+    texts: list[str | None],
+    answers: list[str],
 ) -> dict[str, torch.Tensor]:
-    """Tokenise (image, question, answer) triples; labels cover the answer and its <end_of_turn> only."""
-    pil_images = [Image.fromarray(image) for image in images]
-    full = [
-        processor.apply_chat_template(chat_messages(image, q, a), tokenize=False)
-        for image, q, a in zip(pil_images, questions, answers, strict=True)
-    ]
-    prompts = [
-        processor.apply_chat_template(chat_messages(image, q), tokenize=False, add_generation_prompt=True)
-        for image, q in zip(pil_images, questions, strict=True)
-    ]
+    """Tokenise single-turn chats (image, then recording, then text, each optional) with their answers; the
+    labels cover the answer and its <end_of_turn> only. Recordings need a `TheWorldProcessor`."""
     tokenizer = processor.tokenizer
-    tokenizer.padding_side = "right"
-    try:
-        encoded = processor(text=full, images=[[image] for image in pil_images], padding=True, return_tensors="pt")
-    finally:
-        tokenizer.padding_side = "left"
-    image_sequence = processor.full_image_sequence
-    prompt_lengths = [
-        len(tokenizer(prompt.replace(processor.boi_token, image_sequence), add_special_tokens=False).input_ids)
-        for prompt in prompts
-    ]
-    labels = encoded["input_ids"].masked_fill(encoded["attention_mask"] == 0, -100)
-    for row, length in enumerate(prompt_lengths):
-        labels[row, :length] = -100
-    return {**encoded, "labels": labels}
+    rows, prompt_lengths = [], []
+    for image, frames, text, answer in zip(images, audio_frames, texts, answers, strict=True):
+        content = []
+        if image is not None:
+            content.append({"type": "image"})
+        if frames is not None:
+            content.append({"type": "audio"})
+        if text is not None:
+            content.append({"type": "text", "text": text})
+        messages = [{"role": "user", "content": content}]
+        prompt = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        full = processor.apply_chat_template(
+            [*messages, {"role": "assistant", "content": [{"type": "text", "text": answer}]}], tokenize=False
+        )
+        expand = {processor.boi_token: processor.full_image_sequence}
+        if frames is not None:
+            count = audio_token_count(frames, processor.audio_reduction_factor)
+            expand[processor.boa_token] = (
+                f"{processor.boa_token}{processor.audio_soft_token * count}{processor.eoa_token}"
+            )
+        for token, sequence in expand.items():
+            prompt, full = prompt.replace(token, sequence), full.replace(token, sequence)
+        rows.append(tokenizer(full, add_special_tokens=False).input_ids)
+        prompt_lengths.append(len(tokenizer(prompt, add_special_tokens=False).input_ids))
+    length = max(map(len, rows))
+    input_ids = torch.full((len(rows), length), tokenizer.pad_token_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(rows), length), dtype=torch.long)
+    for i, row in enumerate(rows):
+        input_ids[i, : len(row)] = torch.tensor(row)
+        attention_mask[i, : len(row)] = 1
+    labels = input_ids.masked_fill(attention_mask == 0, -100)
+    for i, prompt_length in enumerate(prompt_lengths):
+        labels[i, :prompt_length] = -100
+    token_type_ids = (input_ids == tokenizer.convert_tokens_to_ids("<image_soft_token>")).long()
+    return {
+        "input_ids": input_ids,
+        "attention_mask": attention_mask,
+        "token_type_ids": token_type_ids,
+        "labels": labels,
+    }
+
+
+def pixel_values_of(processor: Gemma3Processor, images: list[np.ndarray]) -> torch.Tensor:
+    return processor.image_processor(images=[Image.fromarray(i) for i in images], return_tensors="pt")["pixel_values"]
 
 
 @torch.no_grad()
@@ -90,7 +136,7 @@ def imagine_latents(model: TheWorld, frames: torch.Tensor, num_world_steps: int,
 
 def train_language(
     model: TheWorld,
-    data: QATensors,
+    data: ChatTensors,
     steps: int,
     num_world_steps: int,
     batch_size: int = 32,
@@ -104,9 +150,6 @@ def train_language(
     image alone can tell (the `skip_world_tokens` ablation is then a fair baseline, not an unseen input).
     """
     generator = torch.Generator().manual_seed(seed)
-    frozen = [model.world_encoder, model.dynamics]
-    for module in frozen:
-        module.requires_grad_(False)
 
     def step_loss() -> tuple[torch.Tensor, float]:
         index = torch.randint(len(data), (batch_size,), generator=generator)
@@ -114,9 +157,18 @@ def train_language(
         loss = model(**data.batch(index), num_world_steps=num_world_steps, skip_world_tokens=skip).loss
         return loss, loss.item()
 
+    return train_around_the_world(model, step_loss, steps, lr, "language")
+
+
+def train_around_the_world(model: TheWorld, step_loss, steps: int, lr: float, description: str) -> float:
+    """Optimise everything but the world encoder and dynamics (frozen: the language model learns to read the
+    world they give) with `step_loss`; returns the last loss."""
+    frozen = [model.world_encoder, model.dynamics]
+    for module in frozen:
+        module.requires_grad_(False)
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
-    loss_value = optimize(trainable, steps, lr, step_loss, "language", weight_decay=0.01, warmup_fraction=0.05)
+    loss_value = optimize(trainable, steps, lr, step_loss, description, weight_decay=0.01, warmup_fraction=0.05)
     for module in frozen:
         module.requires_grad_(True)
     model.eval()

@@ -27,7 +27,7 @@ from theworld.toyworld import ANSWER_VOCAB, make_examples
 from theworld.training import speech
 from theworld.training.data import simulate_clips, to_model_range
 from theworld.training.dynamics import encode_clips, train_dynamics
-from theworld.training.language import QATensors, encode_examples, imagine_latents, train_language
+from theworld.training.language import ChatTensors, encode_chats, imagine_latents, pixel_values_of, train_language
 from theworld.training.vae import latent_statistics, reconstruction_psnr, train_vae
 
 __all__ = ["STAGES", "SETTINGS", "RecipeSettings", "run_stage", "train_all"]
@@ -128,12 +128,12 @@ def _stage_dynamics(model: TheWorld, settings: RecipeSettings) -> dict:
 
 def _stage_language(model: TheWorld, processor, settings: RecipeSettings) -> dict:
     examples = make_examples("train", settings.language_clips, questions_per_clip=settings.questions_per_clip)
-    encoded = encode_examples(
-        processor, [e.image for e in examples], [e.question for e in examples], [e.answer for e in examples]
+    images = [e.image for e in examples]
+    encoded = encode_chats(
+        processor, images, [None] * len(examples), [e.question for e in examples], [e.answer for e in examples]
     )
-    frames = to_model_range(np.stack([e.image for e in examples]))
-    latents = imagine_latents(model, frames, model.config.num_world_steps)
-    data = QATensors(**encoded, world_latents=latents.half())
+    latents = imagine_latents(model, to_model_range(np.stack(images)), model.config.num_world_steps)
+    data = ChatTensors(**encoded, pixel_values=pixel_values_of(processor, images), world_latents=latents.half())
     loss = train_language(
         model,
         data,
@@ -165,32 +165,32 @@ def _stage_hearing(model: TheWorld, processor, settings: RecipeSettings) -> tupl
     frames = [len(features[i]) for i in chosen]
     images = [e.image for e in examples]
     answers = [e.answer for e in examples]
-    pixel_values = speech.pixel_values_of(processor, images)
+    pixel_values = pixel_values_of(processor, images)
     latents = imagine_latents(model, to_model_range(np.stack(images)), model.config.num_world_steps).half()
     none = [None] * len(examples)
-    typed = speech.ChatTensors(
-        **speech.encode_chats(processor, images, none, [e.question for e in examples], answers),
+    typed = ChatTensors(
+        **encode_chats(processor, images, none, [e.question for e in examples], answers),
         audio_index=torch.full((len(examples),), -1),
         pixel_values=pixel_values,
         world_latents=latents,
     )
-    spoken = speech.ChatTensors(
-        **speech.encode_chats(processor, images, frames, none, answers),
+    spoken = ChatTensors(
+        **encode_chats(processor, images, frames, none, answers),
         audio_index=torch.tensor(chosen),
         pixel_values=pixel_values,
         world_latents=latents,
     )
 
-    def repeat(indices: list[int]) -> speech.ChatTensors:
+    def repeat(indices: list[int]) -> ChatTensors:
         """ "Repeat what you heard" chats on the recordings `indices`."""
-        encoded = speech.encode_chats(
+        encoded = encode_chats(
             processor,
             [None] * len(indices),
             [len(features[i]) for i in indices],
             [speech.TRANSCRIBE_PROMPT] * len(indices),
             [texts[i] for i in indices],
         )
-        return speech.ChatTensors(**encoded, audio_index=torch.tensor(indices))
+        return ChatTensors(**encoded, audio_index=torch.tensor(indices))
 
     answer_set = {e.answer for e in examples}
     # The spoken answers are short and few: a kind of their own, or the long questions drown them out.

@@ -7,8 +7,6 @@ heard" transcription, which is how the round trip of the spoken answers is measu
 voice: the codec's codebooks are fitted on its mel frames, then the talker learns text -> codes.
 """
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 from PIL import Image
@@ -16,10 +14,11 @@ from rich.progress import track
 
 from theworld.modeling.modeling_theworld import TheWorld
 from theworld.omni.audio import EspeakVoice, synthesize_speech
-from theworld.omni.audio_encoder import audio_token_count
 from theworld.omni.codec import MelCodec
 from theworld.omni.processing import TheWorldProcessor
 from theworld.omni.talker import Speaker, Talker, TalkerConfig
+from theworld.training.evaluate import answer_chats
+from theworld.training.language import ChatTensors, train_around_the_world
 from theworld.training.loop import optimize
 
 __all__ = [
@@ -27,8 +26,6 @@ __all__ = [
     "TALKER_VOICE",
     "TRAIN_VOICES",
     "TRANSCRIBE_PROMPT",
-    "ChatTensors",
-    "encode_chats",
     "mel_features",
     "normalize_text",
     "speak_all",
@@ -70,98 +67,6 @@ def mel_features(processor: TheWorldProcessor, recordings: list[np.ndarray]) -> 
     return features
 
 
-@dataclass
-class ChatTensors:
-    """Right-padded single-turn chats: an optional image, an optional recording, an optional text; the
-    labels cover the answer. `audio_index` points into a table of mel features (-1: no audio)."""
-
-    input_ids: torch.Tensor
-    attention_mask: torch.Tensor
-    token_type_ids: torch.Tensor
-    labels: torch.Tensor
-    audio_index: torch.Tensor
-    pixel_values: torch.Tensor | None = None
-    world_latents: torch.Tensor | None = None
-
-    def __len__(self) -> int:
-        return len(self.input_ids)
-
-    def batch(self, index: torch.Tensor, features: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-        length = int(self.attention_mask[index].sum(1).max())
-        batch = {
-            "input_ids": self.input_ids[index, :length],
-            "attention_mask": self.attention_mask[index, :length],
-            "token_type_ids": self.token_type_ids[index, :length],
-            "labels": self.labels[index, :length],
-        }
-        if self.pixel_values is not None:
-            batch["pixel_values"] = self.pixel_values[index]
-            batch["world_latents"] = self.world_latents[index].float()
-        audio = [features[i] for i in self.audio_index[index].tolist() if i >= 0]
-        if audio:
-            batch["input_features"] = torch.nn.utils.rnn.pad_sequence(audio, batch_first=True)
-            mask = torch.zeros(batch["input_features"].shape[:2], dtype=torch.bool)
-            for row, clip in enumerate(audio):
-                mask[row, : len(clip)] = True
-            batch["input_features_mask"] = mask
-        return batch
-
-
-def encode_chats(
-    processor: TheWorldProcessor,
-    images: list[np.ndarray | None],
-    audio_frames: list[int | None],
-    texts: list[str | None],
-    answers: list[str],
-) -> dict[str, torch.Tensor]:
-    """Tokenise single-turn chats (image, then recording, then text, each optional) with their answers."""
-    tokenizer = processor.tokenizer
-    rows, prompt_lengths = [], []
-    for image, frames, text, answer in zip(images, audio_frames, texts, answers, strict=True):
-        content = []
-        if image is not None:
-            content.append({"type": "image"})
-        if frames is not None:
-            content.append({"type": "audio"})
-        if text is not None:
-            content.append({"type": "text", "text": text})
-        messages = [{"role": "user", "content": content}]
-        prompt = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        full = processor.apply_chat_template(
-            [*messages, {"role": "assistant", "content": [{"type": "text", "text": answer}]}], tokenize=False
-        )
-        expand = {processor.boi_token: processor.full_image_sequence}
-        if frames is not None:
-            count = audio_token_count(frames, processor.audio_reduction_factor)
-            expand[processor.boa_token] = (
-                f"{processor.boa_token}{processor.audio_soft_token * count}{processor.eoa_token}"
-            )
-        for token, sequence in expand.items():
-            prompt, full = prompt.replace(token, sequence), full.replace(token, sequence)
-        rows.append(tokenizer(full, add_special_tokens=False).input_ids)
-        prompt_lengths.append(len(tokenizer(prompt, add_special_tokens=False).input_ids))
-    length = max(map(len, rows))
-    input_ids = torch.full((len(rows), length), tokenizer.pad_token_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(rows), length), dtype=torch.long)
-    for i, row in enumerate(rows):
-        input_ids[i, : len(row)] = torch.tensor(row)
-        attention_mask[i, : len(row)] = 1
-    labels = input_ids.masked_fill(attention_mask == 0, -100)
-    for i, prompt_length in enumerate(prompt_lengths):
-        labels[i, :prompt_length] = -100
-    token_type_ids = (input_ids == tokenizer.convert_tokens_to_ids("<image_soft_token>")).long()
-    return {
-        "input_ids": input_ids,
-        "attention_mask": attention_mask,
-        "token_type_ids": token_type_ids,
-        "labels": labels,
-    }
-
-
-def pixel_values_of(processor: TheWorldProcessor, images: list[np.ndarray]) -> torch.Tensor:
-    return processor.image_processor(images=[Image.fromarray(i) for i in images], return_tensors="pt")["pixel_values"]
-
-
 def train_hearing(
     model: TheWorld,
     mixtures: dict[str, tuple[ChatTensors, float]],
@@ -178,9 +83,6 @@ def train_hearing(
     generator = torch.Generator().manual_seed(seed)
     names = list(mixtures)
     weights = torch.tensor([mixtures[name][1] for name in names])
-    frozen = [model.world_encoder, model.dynamics]
-    for module in frozen:
-        module.requires_grad_(False)
 
     def step_loss() -> tuple[torch.Tensor, float]:
         data = mixtures[names[int(torch.multinomial(weights, 1, generator=generator))]][0]
@@ -191,13 +93,7 @@ def train_hearing(
         loss = model(**batch, num_world_steps=steps_here, skip_world_tokens=skip).loss
         return loss, loss.item()
 
-    model.train()
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    loss_value = optimize(trainable, steps, lr, step_loss, "hearing", weight_decay=0.01, warmup_fraction=0.05)
-    for module in frozen:
-        module.requires_grad_(True)
-    model.eval()
-    return loss_value
+    return train_around_the_world(model, step_loss, steps, lr, "hearing")
 
 
 def train_speaker(
@@ -254,27 +150,6 @@ def train_speaker(
     loss = optimize(list(talker.parameters()), steps, lr, step_loss, "talker", weight_decay=0.01, warmup_fraction=0.05)
     talker.eval()
     return speaker, {"codec_quantisation_mse": round(codec_mse, 4), "talker_train_loss": loss}
-
-
-@torch.no_grad()
-def answer_chats(
-    model: TheWorld, processor: TheWorldProcessor, chats: list[list[dict]], batch_size: int = 32, **generate_kwargs
-) -> list[str]:
-    """Greedy answers to single-turn chats (Gemma 3 message lists), batched with left padding."""
-    answers: list[str] = []
-    for start in range(0, len(chats), batch_size):
-        inputs = processor.apply_chat_template(
-            chats[start : start + batch_size],
-            add_generation_prompt=True,
-            tokenize=True,
-            return_dict=True,
-            return_tensors="pt",
-            processor_kwargs={"padding": True},
-        ).to(model.device)
-        output = model.generate(**inputs, do_sample=False, max_new_tokens=24, **generate_kwargs)
-        new_tokens = output[:, inputs["input_ids"].shape[1] :]
-        answers += [text.strip() for text in processor.batch_decode(new_tokens, skip_special_tokens=True)]
-    return answers
 
 
 def user_turn(*items: dict) -> list[dict]:
