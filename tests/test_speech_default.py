@@ -103,6 +103,8 @@ def test_chat_speech_errors(tmp_path, checkpoint):
     assert result.exit_code == 2 and "Cannot read audio" in result.output
     result = runner.invoke(app, ["chat", "--model", str(checkpoint), "--audio-in", str(tmp_path / "broken.wav")])
     assert result.exit_code == 2 and "no audio encoder" in result.output
+    result = runner.invoke(app, ["chat", "--text", "hi", "--audio-out", "/proc/no-such-folder/out.wav"])
+    assert result.exit_code == 2 and "Cannot write --audio-out" in result.output
     assert not (tmp_path / "out.wav").exists()
 
 

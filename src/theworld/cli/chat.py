@@ -1,5 +1,6 @@
 """`theworld chat`: one-shot answers streamed token by token, or an interactive multi-turn chat."""
 
+import os
 from pathlib import Path
 
 import typer
@@ -44,6 +45,8 @@ def chat(
     one_shot = text is not None or audio_in is not None
     if not one_shot and not is_terminal():
         fail("No input: pass --text or --audio-in (with --image/--video if you like), or run in a terminal to chat.")
+    if audio_out is not None:
+        check_writable(audio_out)
     generation = {"max_new_tokens": max_new_tokens, "num_beams": num_beams}
     if temperature:
         generation.update(do_sample=True, temperature=temperature, top_p=top_p)
@@ -113,6 +116,16 @@ def load_speaker(model):
     from theworld.omni.talker import Speaker
 
     return Speaker.from_pretrained(Path(model.name_or_path))
+
+
+def check_writable(path: Path) -> None:
+    """Fail before any work if the spoken answer could not be written."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        fail(f"Cannot write --audio-out {path}: {error.strerror}. Pass a path in a folder you can write to.")
+    if path.is_dir() or not os.access(path.parent, os.W_OK):
+        fail(f"Cannot write --audio-out {path}. Pass a file path in a folder you can write to.")
 
 
 def speak_to_file(speaker, answer: str, path: Path) -> None:
