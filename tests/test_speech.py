@@ -13,11 +13,12 @@ from conftest import make_image, randomise
 from theworld import TheWorld
 from theworld.media import MediaError
 from theworld.modeling.presets import config_from_name
-from theworld.omni.audio import SAMPLING_RATE, load_audio, save_audio, synthesize_speech
+from theworld.omni.audio import SAMPLING_RATE, EspeakVoice, load_audio, save_audio, synthesize_speech
 from theworld.omni.audio_encoder import TINY_AUDIO_ENCODER, AudioEncoder
 from theworld.omni.codec import MelCodec
 from theworld.omni.processing import add_hearing_to_processor
 from theworld.omni.talker import Speaker, Talker, TalkerConfig
+from theworld.training.speech import ctc_transcribe, mel_features, train_ears, transcript_ids
 
 needs_espeak = pytest.mark.skipif(
     shutil.which("espeak-ng") is None and not os.environ.get("THEWORLD_REQUIRE_ESPEAK"),
@@ -75,21 +76,55 @@ def hearing_processor(processor):
 def test_audio_token_count_matches_the_encoder(hearing_processor, seconds):
     """The processor reserves exactly as many <audio_soft_token>s as the encoder gives, for any length, also
     when a shorter clip is padded in a batch."""
-    encoder = AudioEncoder(TINY_AUDIO_ENCODER, text_hidden_size=64).eval()
+    encoder = AudioEncoder(TINY_AUDIO_ENCODER, text_hidden_size=64, text_vocab_size=50).eval()
+    words = torch.nn.Embedding(50, 64)
     clips = [tone(seconds), tone(3.0)]
     inputs = hearing_processor(
         text=["<start_of_audio>", "<start_of_audio>"], audio=clips, return_tensors="pt", padding=True
     )
     soft = inputs["input_ids"] == hearing_processor.audio_token_id
     with torch.no_grad():
-        features = encoder(inputs["input_features"], inputs["input_features_mask"])
+        features = encoder(inputs["input_features"], inputs["input_features_mask"], words)
     assert features.shape[0] == int(soft.sum())
     with torch.no_grad():
-        alone = encoder(*hearing_processor.feature_extractor([clips[0]], return_tensors="pt").values())
+        alone = encoder(*hearing_processor.feature_extractor([clips[0]], return_tensors="pt").values(), words)
     # Gemma 3n's subsampling convolutions see a frame past the end, so padding may touch the last 2 tokens only.
     batched = features[: int(soft[0].sum())]
     assert batched.shape == alone.shape
     assert torch.allclose(batched[:-2], alone[:-2], atol=1e-4), "padding does not leak into the clip"
+
+
+def test_a_certain_ear_gives_the_typed_word_embedding(hearing_processor):
+    """An audio token is the word embedding the language model would read had the word been typed, weighted by
+    what the transcriber hears (blank = <pad>, which reads as nothing), plus the acoustic projection."""
+    model = TheWorld(config_from_name("test", hearing_processor.tokenizer))
+    model.add_audio_encoder(TINY_AUDIO_ENCODER, hearing_processor.audio_token_id)
+    encoder, words = model.audio_encoder.eval(), model.get_input_embeddings()
+    word = hearing_processor.tokenizer.convert_tokens_to_ids("red")
+    with torch.no_grad():
+        encoder.projector.weight.zero_()
+        encoder.transcriber.weight.zero_()
+        encoder.transcriber.bias.fill_(-1e4)
+        encoder.transcriber.bias[word] = 0.0
+        features = hearing_processor.feature_extractor([tone(0.5)], return_tensors="pt")
+        tokens = encoder(features["input_features"], features["input_features_mask"], words)
+        typed = words(torch.tensor([word]))
+    assert torch.allclose(tokens, typed.expand_as(tokens), atol=1e-5)
+
+
+@needs_espeak
+def test_the_ear_learns_to_transcribe_words(hearing_processor):
+    """CTC training of the audio encoder alone: after a short run it writes out the words it was taught."""
+    torch.manual_seed(0)
+    model = TheWorld(config_from_name("test", hearing_processor.tokenizer))
+    model.add_audio_encoder(TINY_AUDIO_ENCODER, hearing_processor.audio_token_id)
+    texts = ["red", "blue", "yes", "no"]
+    voice = EspeakVoice("en-us", 160, 50)
+    features = mel_features(hearing_processor, [synthesize_speech(t, voice) for t in texts])
+    assert ctc_transcribe(model, hearing_processor.tokenizer, features) != texts
+    train_ears(model, features, transcript_ids(hearing_processor.tokenizer, texts), steps=80, batch_size=4, lr=3e-3)
+    heard = ctc_transcribe(model, hearing_processor.tokenizer, features)
+    assert [h.strip() for h in heard] == texts
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,9 @@ def train(
     settings: str = typer.Option("full", help="full (the shipped model) | smoke (a few steps, for tests)."),
     seed: int | None = typer.Option(None, help="Override the settings' seed."),
     language_steps: int | None = typer.Option(None, min=1, help="Override the language stage's steps."),
+    ears_steps: int | None = typer.Option(
+        None, min=0, help="Override the hearing stage's transcription (CTC) pre-training steps."
+    ),
     speech_steps: int | None = typer.Option(None, min=1, help="Override the hearing stage's steps."),
     threads: int | None = typer.Option(1, help="PyTorch CPU threads (1 is fastest on 2-core machines)."),
 ) -> None:
@@ -30,7 +33,12 @@ def train(
         fail(f"Unknown settings {settings!r}; choose one of {', '.join(SETTINGS)}")
     if stage != "all" and stage not in STAGES:
         fail(f"Unknown stage {stage!r}; choose one of all, {', '.join(STAGES)}")
-    overrides = {"seed": seed, "language_steps": language_steps, "speech_steps": speech_steps}
+    overrides = {
+        "seed": seed,
+        "language_steps": language_steps,
+        "ears_steps": ears_steps,
+        "speech_steps": speech_steps,
+    }
     chosen = replace(SETTINGS[settings], **{k: v for k, v in overrides.items() if v is not None})
     with user_errors():
         if stage == "all":

@@ -67,7 +67,9 @@ class TheWorld(Gemma3ForConditionalGeneration):
         if config.enable_world:
             self._build_world_modules()
         if config.audio_config is not None:
-            self.audio_encoder = AudioEncoder(config.audio_config, config.text_config.hidden_size)
+            self.audio_encoder = AudioEncoder(
+                config.audio_config, config.text_config.hidden_size, config.text_config.vocab_size
+            )
         self._processor = None
         self.post_init()
 
@@ -93,7 +95,9 @@ class TheWorld(Gemma3ForConditionalGeneration):
             self.resize_token_embeddings(audio_token_id + 1, mean_resizing=False)
         self.config.audio_config, self.config.audio_token_id = dict(audio_config), audio_token_id
         reference = self.lm_head.weight
-        self.audio_encoder = AudioEncoder(audio_config, self.config.text_config.hidden_size)
+        self.audio_encoder = AudioEncoder(
+            audio_config, self.config.text_config.hidden_size, self.config.text_config.vocab_size
+        )
         self.audio_encoder.to(device=reference.device, dtype=reference.dtype)
 
     def _init_weights(self, module: nn.Module) -> None:
@@ -175,7 +179,9 @@ class TheWorld(Gemma3ForConditionalGeneration):
         if input_features is not None:
             if input_features_mask is None:
                 input_features_mask = torch.ones(input_features.shape[:2], dtype=torch.bool, device=embeds.device)
-            features = self.audio_encoder(input_features.to(self.dtype), input_features_mask)
+            features = self.audio_encoder(
+                input_features.to(self.dtype), input_features_mask, self.get_input_embeddings()
+            )
             embeds = _scatter(embeds, input_ids == self.config.audio_token_id, features, "audio")
         return embeds
 

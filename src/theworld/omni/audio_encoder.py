@@ -2,7 +2,13 @@
 
 The encoder is Gemma 3n's (transformers' `Gemma3nAudioEncoder`, a USM-style conformer: 4x convolutional
 subsampling, chunked local attention, then every `conf_reduction_factor`-th frame kept), at a tiny size for
-TheWorld-tiny. The projector maps its width to the language model's, as Gemma 3's vision projector does.
+TheWorld-tiny.
+
+Each audio token is what the language model would read if the words had been typed: a CTC head (the
+`transcriber`) says which text token is being spoken at that moment, and the audio token is the expected
+word embedding under that distribution (blank = `<pad>`, whose embedding is zero), plus a linear projection
+of the acoustics for what words do not carry. Speech LLMs that bridge with CTC posteriors do the same; it
+lets a tiny model trained for minutes on CPU hear its typed vocabulary instead of learning a new one.
 """
 
 import math
@@ -32,16 +38,32 @@ def audio_token_count(num_mel_frames: int, reduction_factor: int) -> int:
 
 
 class AudioEncoder(nn.Module):
-    def __init__(self, audio_config: dict, text_hidden_size: int):
+    def __init__(self, audio_config: dict, text_hidden_size: int, text_vocab_size: int):
         super().__init__()
         self.tower = Gemma3nAudioEncoder(Gemma3nAudioConfig(**audio_config))
         hidden = self.tower.config.hidden_size
         self.norm = Gemma3RMSNorm(hidden)
+        self.transcriber = nn.Linear(hidden, text_vocab_size)
         self.projector = nn.Linear(hidden, text_hidden_size, bias=False)
 
-    def forward(self, input_features: torch.Tensor, input_features_mask: torch.Tensor) -> torch.Tensor:
-        """(B, T, mel) features and their (B, T) validity mask -> the valid audio tokens of every clip, in order:
-        (total tokens, text hidden)."""
+    def encode(
+        self, input_features: torch.Tensor, input_features_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T, mel) features and their (B, T) validity mask -> (B, T', hidden) normalised encoder states and
+        their (B, T') validity mask."""
         output = self.tower(input_features, ~input_features_mask.bool())  # the tower's mask marks padding
-        valid = ~output.audio_mel_mask
-        return self.projector(self.norm(output.last_hidden_state[valid]))
+        return self.norm(output.last_hidden_state), ~output.audio_mel_mask
+
+    def transcription_logits(self, states: torch.Tensor) -> torch.Tensor:
+        return self.transcriber(states)
+
+    def forward(
+        self, input_features: torch.Tensor, input_features_mask: torch.Tensor, word_embeddings: nn.Embedding
+    ) -> torch.Tensor:
+        """The valid audio tokens of every clip, in order: (total tokens, text hidden). `word_embeddings` is the
+        language model's (scaled) input embedding."""
+        states, valid = self.encode(input_features, input_features_mask)
+        states = states[valid]
+        heard = self.transcription_logits(states).softmax(-1).to(word_embeddings.weight.dtype)
+        scale = getattr(word_embeddings, "embed_scale", 1.0)
+        return heard @ word_embeddings.weight * scale + self.projector(states)

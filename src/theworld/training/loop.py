@@ -20,6 +20,8 @@ def optimize(
     """Run `steps` updates of `step_loss() -> (loss to minimise, figure to report)`; return the last figure."""
     parameters = list(parameters)
     optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
+    if warmup_fraction * steps == 1:  # OneCycleLR divides by zero when warm-up is exactly one step
+        warmup_fraction /= 2
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=lr, total_steps=max(steps, 1), pct_start=warmup_fraction
     )

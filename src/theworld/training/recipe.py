@@ -49,6 +49,8 @@ class RecipeSettings:
     language_steps: int = 1500
     language_batch_size: int = 32
     speech_clips: int = 1000
+    ears_steps: int = 800
+    ears_batch_size: int = 32
     speech_steps: int = 600
     speech_batch_size: int = 16
     talker_steps: int = 300
@@ -73,6 +75,8 @@ SETTINGS = {
         language_steps=2,
         language_batch_size=4,
         speech_clips=3,
+        ears_steps=2,
+        ears_batch_size=4,
         speech_steps=2,
         speech_batch_size=4,
         talker_steps=2,
@@ -146,7 +150,8 @@ def _stage_language(model: TheWorld, processor, settings: RecipeSettings) -> dic
 
 
 def _stage_hearing(model: TheWorld, processor, settings: RecipeSettings) -> tuple[dict, object]:
-    """Ears: the audio encoder and the language model, on espeak-ng speech of the training questions."""
+    """Ears: the audio encoder learns to transcribe (CTC), then it and the language model learn to answer spoken
+    questions, on espeak-ng speech of the training questions."""
     if model.config.audio_config is None:
         processor = add_hearing_to_processor(processor, TINY_AUDIO_ENCODER["conf_reduction_factor"])
         model.add_audio_encoder(TINY_AUDIO_ENCODER, processor.audio_token_id)
@@ -192,6 +197,16 @@ def _stage_hearing(model: TheWorld, processor, settings: RecipeSettings) -> tupl
         )
         return ChatTensors(**encoded, audio_index=torch.tensor(indices))
 
+    ears_loss = speech.train_ears(
+        model,
+        features,
+        speech.transcript_ids(processor.tokenizer, texts),
+        settings.ears_steps,
+        batch_size=settings.ears_batch_size,
+        # heard as often as the questions are asked: one "how many shapes are there?" stands for many examples
+        pool=[i for e in examples for text in (e.question, e.answer) for i in recordings_of[text]],
+        seed=settings.seed,
+    )
     answer_set = {e.answer for e in examples}
     # The spoken answers are short and few: a kind of their own, or the long questions drown them out.
     repeat_answers = repeat([i for i, text in enumerate(texts) if text in answer_set])
@@ -210,7 +225,7 @@ def _stage_hearing(model: TheWorld, processor, settings: RecipeSettings) -> tupl
         batch_size=settings.speech_batch_size,
         seed=settings.seed,
     )
-    metrics = {"hearing_train_loss": loss, "speech_recordings": len(texts)}
+    metrics = {"ears_ctc_loss": ears_loss, "hearing_train_loss": loss, "speech_recordings": len(texts)}
     if settings.speech_eval_clips:
         metrics["speech_eval"] = _measured(speech.evaluate_speech, model, processor, None, settings.speech_eval_clips)
     return metrics, processor
