@@ -203,8 +203,6 @@ def _stage_hearing(model: TheWorld, processor, settings: RecipeSettings) -> tupl
         speech.transcript_ids(processor.tokenizer, texts),
         settings.ears_steps,
         batch_size=settings.ears_batch_size,
-        # heard as often as the questions are asked: one "how many shapes are there?" stands for many examples
-        pool=[i for e in examples for text in (e.question, e.answer) for i in recordings_of[text]],
         seed=settings.seed,
     )
     answer_set = {e.answer for e in examples}

@@ -111,29 +111,20 @@ def train_ears(
     steps: int,
     batch_size: int = 32,
     lr: float = 2e-3,
-    pool: list[int] | None = None,
     seed: int = 0,
 ) -> float:
     """Train the audio encoder alone to transcribe (CTC onto the language model's tokens, blank = <pad>), so
-    the hearing stage starts from an ear that knows the words. Recordings are drawn from `pool` (indices, with
-    repeats: how often each should be heard; default: all equally). Returns the last loss."""
+    the hearing stage starts from an ear that knows the words. Returns the last loss."""
     encoder = model.audio_encoder
     blank = model.config.text_config.pad_token_id
     generator = torch.Generator().manual_seed(seed)
-    pool = torch.tensor(pool if pool is not None else range(len(features)))
-    lengths = torch.tensor([len(f) for f in features])
-    batch_size = min(batch_size, len(pool))
+    # Batches of neighbours in length (recordings run from 0.4 to 6 s): padding would double the conformer's work.
+    by_length = torch.tensor([len(f) for f in features]).argsort()
+    batch_size = min(batch_size, len(features))
 
     def step_loss() -> tuple[torch.Tensor, float]:
-        # A batch of neighbours in length among 8x as many random draws: recordings run from 0.4 to 6 s, and
-        # padding would double the conformer's work.
-        if len(pool) > 8 * batch_size:
-            drawn = pool[torch.randint(len(pool), (8 * batch_size,), generator=generator)]
-        else:  # a small pool is drawn whole, so a batch never repeats one recording
-            drawn = pool[torch.randperm(len(pool), generator=generator)]
-        drawn = drawn[lengths[drawn].argsort()]
-        start = int(torch.randint(len(drawn) - batch_size + 1, (), generator=generator))
-        index = drawn[start : start + batch_size].tolist()
+        start = int(torch.randint(len(features) - batch_size + 1, (), generator=generator))
+        index = by_length[start : start + batch_size].tolist()
         clips, mask = pad_features([features[i] for i in index])
         states, valid = encoder.encode(_mask_spectrogram(clips, mask, generator), mask)
         log_probs = encoder.transcription_logits(states).log_softmax(-1).transpose(0, 1)
