@@ -54,9 +54,6 @@ class AudioEncoder(nn.Module):
         output = self.tower(input_features, ~input_features_mask.bool())  # the tower's mask marks padding
         return self.norm(output.last_hidden_state), ~output.audio_mel_mask
 
-    def transcription_logits(self, states: torch.Tensor) -> torch.Tensor:
-        return self.transcriber(states)
-
     def forward(
         self, input_features: torch.Tensor, input_features_mask: torch.Tensor, word_embeddings: nn.Embedding
     ) -> torch.Tensor:
@@ -64,6 +61,6 @@ class AudioEncoder(nn.Module):
         language model's (scaled) input embedding."""
         states, valid = self.encode(input_features, input_features_mask)
         states = states[valid]
-        heard = self.transcription_logits(states).softmax(-1).to(word_embeddings.weight.dtype)
+        heard = self.transcriber(states).softmax(-1).to(word_embeddings.weight.dtype)
         scale = getattr(word_embeddings, "embed_scale", 1.0)
         return heard @ word_embeddings.weight * scale + self.projector(states)

@@ -20,6 +20,7 @@ __all__ = [
     "chat_messages",
     "encode_chats",
     "imagine_latents",
+    "pad_features",
     "pixel_values_of",
     "train_around_the_world",
     "train_language",
@@ -55,12 +56,17 @@ class ChatTensors:
             batch["world_latents"] = self.world_latents[index].float()
         audio = [] if self.audio_index is None else [features[i] for i in self.audio_index[index].tolist() if i >= 0]
         if audio:
-            batch["input_features"] = torch.nn.utils.rnn.pad_sequence(audio, batch_first=True)
-            mask = torch.zeros(batch["input_features"].shape[:2], dtype=torch.bool)
-            for row, clip in enumerate(audio):
-                mask[row, : len(clip)] = True
-            batch["input_features_mask"] = mask
+            batch["input_features"], batch["input_features_mask"] = pad_features(audio)
         return batch
+
+
+def pad_features(clips: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, T, mel) right-padded features and their validity mask."""
+    features = torch.nn.utils.rnn.pad_sequence(clips, batch_first=True)
+    mask = torch.zeros(features.shape[:2], dtype=torch.bool)
+    for row, clip in enumerate(clips):
+        mask[row, : len(clip)] = True
+    return features, mask
 
 
 def chat_messages(image: Image.Image, question: str, answer: str | None = None) -> list[dict]:

@@ -18,7 +18,7 @@ from theworld.omni.codec import MelCodec
 from theworld.omni.processing import TheWorldProcessor
 from theworld.omni.talker import Speaker, Talker, TalkerConfig
 from theworld.training.evaluate import answer_chats
-from theworld.training.language import ChatTensors, train_around_the_world
+from theworld.training.language import ChatTensors, pad_features, train_around_the_world
 from theworld.training.loop import optimize
 
 __all__ = [
@@ -29,7 +29,6 @@ __all__ = [
     "mel_features",
     "ctc_transcribe",
     "normalize_text",
-    "pad_features",
     "speak_all",
     "train_ears",
     "train_hearing",
@@ -95,15 +94,6 @@ def _mask_spectrogram(features: torch.Tensor, mask: torch.Tensor, generator: tor
     return features
 
 
-def pad_features(clips: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, T, mel) right-padded features and their validity mask."""
-    features = torch.nn.utils.rnn.pad_sequence(clips, batch_first=True)
-    mask = torch.zeros(features.shape[:2], dtype=torch.bool)
-    for row, clip in enumerate(clips):
-        mask[row, : len(clip)] = True
-    return features, mask
-
-
 def train_ears(
     model: TheWorld,
     features: list[torch.Tensor],
@@ -127,7 +117,7 @@ def train_ears(
         index = by_length[start : start + batch_size].tolist()
         clips, mask = pad_features([features[i] for i in index])
         states, valid = encoder.encode(_mask_spectrogram(clips, mask, generator), mask)
-        log_probs = encoder.transcription_logits(states).log_softmax(-1).transpose(0, 1)
+        log_probs = encoder.transcriber(states).log_softmax(-1).transpose(0, 1)
         targets = [transcripts[i] for i in index]
         loss = torch.nn.functional.ctc_loss(
             log_probs,
@@ -153,7 +143,7 @@ def ctc_transcribe(model: TheWorld, tokenizer, features: list[torch.Tensor], bat
     for start in range(0, len(features), batch_size):
         clips, mask = pad_features(features[start : start + batch_size])
         states, valid = encoder.encode(clips.to(model.dtype), mask)
-        best = encoder.transcription_logits(states).argmax(-1)
+        best = encoder.transcriber(states).argmax(-1)
         for row, length in zip(best, valid.sum(1).tolist(), strict=True):
             ids = torch.unique_consecutive(row[:length])
             texts.append(tokenizer.decode(ids[ids != blank]))
