@@ -16,9 +16,7 @@ from theworld.toyworld import (
     Clip,
     ShapeState,
     caption,
-    describe,
     floor_y,
-    make_descriptions,
     make_examples,
     questions,
     render_frame,
@@ -171,36 +169,6 @@ def test_caption_names_every_shape_and_its_direction():
         assert f"{s.size} {s.colour} {s.kind}" in text
     moving = ShapeState("ball", "red", "large", 8.0, x=30.0, y=20.0, vx=3.0, vy=-2.0)
     assert "a large red ball moving right and up" in caption(Clip(clip.frames[:1], [[moving]], 0), 0)
-
-
-def test_a_scene_description_places_every_shape_left_to_right_on_a_three_by_three_grid():
-    for clip in CLIPS[:20]:
-        text = describe(clip.states[5])
-        parts = text.rstrip(".").split(", a ")
-        shapes = sorted(clip.states[5], key=lambda s: s.x)
-        assert len(parts) == len(shapes)
-        for part, s in zip(parts, shapes, strict=True):
-            row = "top" if s.y < SIZE / 3 else "middle" if s.y < 2 * SIZE / 3 else "bottom"
-            column = "left" if s.x < SIZE / 3 else "centre" if s.x < 2 * SIZE / 3 else "right"
-            assert part.removeprefix("a ").startswith(f"{s.size} {s.colour} {s.kind} at {row} {column}"), part
-
-
-def test_descriptions_of_the_future_describe_the_frame_k_steps_later():
-    examples = make_descriptions("val", 10)
-    assert [e.steps == 0 for e in examples] == [True, False] * 10
-
-    def key(e):
-        return e.seed, e.t, e.question, e.answer
-
-    assert list(map(key, examples)) == list(map(key, make_descriptions("val", 10)))  # seeded
-    for e in examples:
-        clip = simulate(e.seed)
-        assert np.array_equal(e.image, clip.frames[e.t]) and 1 <= e.t + e.steps + 1 <= 12
-        assert e.answer == describe(clip.states[e.t + e.steps])
-        if e.steps == 0:
-            assert e.question == "describe the scene."
-        else:
-            assert e.question.startswith(f"describe the scene after {e.steps} step")
 
 
 def test_splits_are_disjoint_and_reject_unknown_names():

@@ -16,7 +16,7 @@ def ask(
     model: str = typer.Option("theworld-tiny", help="Checkpoint folder, Hub id, or 'theworld-tiny'."),
     world_steps: int | None = typer.Option(None, help="Future frames to imagine first (default: the model's)."),
     save_world: Path | None = typer.Option(None, help="Write the imagined frames as PATH.png (strip) and PATH.gif."),
-    max_new_tokens: int = typer.Option(64, min=1),
+    max_new_tokens: int = typer.Option(16, min=1),
     temperature: float | None = typer.Option(None, min=0.0, help="Sample with this temperature (default greedy)."),
     top_p: float | None = typer.Option(None, min=0.0, max=1.0),
     num_beams: int = typer.Option(1, min=1),

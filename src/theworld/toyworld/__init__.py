@@ -5,8 +5,8 @@ about the future can be checked exactly. `make_examples` is the entry point for 
 """
 
 from .clip import Clip, simulate
-from .dataset import Example, make_descriptions, make_examples, split_seeds
-from .language import ANSWER_VOCAB, QA, caption, describe, describe_question, questions
+from .dataset import Example, make_examples, split_seeds
+from .language import ANSWER_VOCAB, QA, caption, questions
 from .physics import COLOURS, KINDS, RADII, ShapeState, floor_y, initial_states, step
 from .render import render_frame
 
@@ -20,11 +20,8 @@ __all__ = [
     "Example",
     "ShapeState",
     "caption",
-    "describe",
-    "describe_question",
     "floor_y",
     "initial_states",
-    "make_descriptions",
     "make_examples",
     "questions",
     "render_frame",

@@ -11,9 +11,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .clip import simulate
-from .language import ANSWER_VOCAB, MAX_STEPS, QA, describe, describe_question, questions
+from .language import ANSWER_VOCAB, MAX_STEPS, QA, questions
 
-__all__ = ["SPLIT_OFFSETS", "Example", "make_descriptions", "make_examples", "split_seeds"]
+__all__ = ["SPLIT_OFFSETS", "Example", "make_examples", "split_seeds"]
 
 SPLIT_OFFSETS: dict[str, int] = {"train": 0, "val": 10_000_000, "test": 20_000_000}
 SPLIT_SIZE = 10_000_000
@@ -75,21 +75,4 @@ def make_examples(
             given[qa.kind, qa.answer] += 1
             future = clip.frames[t + 1 : t + 1 + MAX_STEPS]
             examples.append(Example(seed, t, clip.frames[t], future, **asdict(qa)))
-    return examples
-
-
-def make_descriptions(split: str, num_clips: int, num_frames: int = 12, size: int = 64) -> list[Example]:
-    """Two scene descriptions per clip of `split`, each at its own frame t: one of frame t, one of frame t + k
-    (k in 1..MAX_STEPS), which only the world model's rollout shows. Dense answers: every word is a label
-    that binds a colour to a kind, a size, a place and a motion, which single-word answers teach slowly."""
-    examples: list[Example] = []
-    for seed in split_seeds(split, num_clips):
-        clip = simulate(seed, num_frames, size)
-        rng = np.random.default_rng([seed, 2])  # independent of simulate() and of make_examples' questions
-        for k in (0, int(rng.integers(1, MAX_STEPS + 1))):
-            t = int(rng.integers(GHOSTS, num_frames - MAX_STEPS))
-            family = "static" if k == 0 else "temporal"
-            future = clip.frames[t + 1 : t + 1 + MAX_STEPS]
-            question, answer = describe_question(k), describe(clip.states[t + k], size)
-            examples.append(Example(seed, t, clip.frames[t], future, question, answer, family, "describe", k))
     return examples

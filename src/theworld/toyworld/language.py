@@ -14,7 +14,7 @@ import numpy as np
 from .clip import Clip
 from .physics import COLOURS, CONTACT_MARGIN, KINDS, ShapeState, floor_y
 
-__all__ = ["ANSWER_VOCAB", "MAX_STEPS", "QA", "caption", "describe", "describe_question", "questions"]
+__all__ = ["ANSWER_VOCAB", "MAX_STEPS", "QA", "caption", "questions"]
 
 MAX_STEPS = 4
 NUMBERS = ("one", "two", "three")
@@ -66,27 +66,8 @@ def caption(clip: Clip, t: int) -> str:
     return ", ".join(f"a {s.size} {s.colour} {s.kind} {_motion(s)}" for s in shapes) + "."
 
 
-def _where(s: ShapeState, size: int) -> str:
-    """The cell of a 3 x 3 grid that the shape's centre is in, e.g. "top left", "middle centre"."""
-    row = ("top", "middle", "bottom")[min(int(3 * s.y / size), 2)]
-    column = ("left", "centre", "right")[min(int(3 * s.x / size), 2)]
-    return f"{row} {column}"
-
-
-def describe(states: list[ShapeState], size: int = 64) -> str:
-    """A scene description dense enough to teach a tiny model what is where: every shape, left to right,
-    with its size, colour, kind, grid cell and motion, e.g. "a large red ball at top left moving right."."""
-    shapes = sorted(states, key=lambda s: s.x)
-    return ", ".join(f"a {s.size} {s.colour} {s.kind} at {_where(s, size)} {_motion(s)}" for s in shapes) + "."
-
-
 def _after(k: int) -> str:
     return "1 step" if k == 1 else f"{k} steps"
-
-
-def describe_question(steps: int = 0) -> str:
-    """Asks for `describe` of the frame seen (0) or of the frame `steps` later, which only the rollout shows."""
-    return "describe the scene." if steps == 0 else f"describe the scene after {_after(steps)}."
 
 
 def _static(shapes: list[ShapeState]) -> list[QA]:

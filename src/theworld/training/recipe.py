@@ -23,7 +23,7 @@ from theworld.modeling.processing import build_processor, train_tokenizer
 from theworld.omni.audio_encoder import TINY_AUDIO_ENCODER
 from theworld.omni.processing import add_hearing_to_processor
 from theworld.omni.talker import SPEAKER_FOLDERS, Speaker
-from theworld.toyworld import ANSWER_VOCAB, make_descriptions, make_examples
+from theworld.toyworld import ANSWER_VOCAB, make_examples
 from theworld.training import speech
 from theworld.training.data import simulate_clips, to_model_range
 from theworld.training.dynamics import encode_clips, train_dynamics
@@ -46,13 +46,12 @@ class RecipeSettings:
     dynamics_batch_size: int = 32
     language_clips: int = 2000
     questions_per_clip: int = 6
-    describe_clips: int = 2000  # clips that also give two scene descriptions each (0: Q&A only)
     language_steps: int = 1500
     language_batch_size: int = 32
     speech_clips: int = 1000
     ears_steps: int = 800
     ears_batch_size: int = 32
-    speech_steps: int = 750  # a fifth of them CTC steps of the ear alone
+    speech_steps: int = 750  # a sixth of them CTC steps of the ear alone
     speech_batch_size: int = 16
     talker_steps: int = 300
     talker_batch_size: int = 15
@@ -73,7 +72,6 @@ SETTINGS = {
         dynamics_batch_size=4,
         language_clips=6,
         questions_per_clip=2,
-        describe_clips=2,
         language_steps=2,
         language_batch_size=4,
         speech_clips=3,
@@ -92,7 +90,6 @@ SETTINGS = {
 def _new_model(settings: RecipeSettings) -> tuple[TheWorld, object]:
     """A fresh model and processor: the tokenizer is trained on the training split's language."""
     examples = make_examples("train", max(settings.language_clips // 4, 8), questions_per_clip=8)
-    examples += make_descriptions("train", min(settings.describe_clips, 100))
     corpus = [f"{e.question} {e.answer}" for e in examples]
     processor = build_processor(train_tokenizer(corpus, settings.vocab_size), image_size=64, image_seq_length=16)
     config = config_from_name(settings.preset, processor.tokenizer)
@@ -101,7 +98,7 @@ def _new_model(settings: RecipeSettings) -> tuple[TheWorld, object]:
     end_of_turn = processor.tokenizer.convert_tokens_to_ids("<end_of_turn>")
     model.generation_config.eos_token_id = [processor.tokenizer.eos_token_id, end_of_turn]
     model.generation_config.pad_token_id = processor.tokenizer.pad_token_id
-    model.generation_config.max_new_tokens = 64  # a scene description is ~45 tokens
+    model.generation_config.max_new_tokens = 16
     return model, processor
 
 
@@ -135,7 +132,6 @@ def _stage_dynamics(model: TheWorld, settings: RecipeSettings) -> dict:
 
 def _stage_language(model: TheWorld, processor, settings: RecipeSettings) -> dict:
     examples = make_examples("train", settings.language_clips, questions_per_clip=settings.questions_per_clip)
-    examples += make_descriptions("train", settings.describe_clips)
     images = [e.image for e in examples]
     encoded = encode_chats(
         processor, images, [None] * len(examples), [e.question for e in examples], [e.answer for e in examples]
@@ -171,36 +167,23 @@ def _stage_hearing(model: TheWorld, processor, settings: RecipeSettings) -> tupl
         recordings_of.setdefault(text, []).append(index)
 
     chosen = [int(rng.choice(recordings_of[e.question])) for e in examples]
-    # Typed chats keep what the language stage taught, scene descriptions included, while the ears are fitted;
-    # the spoken chats are the first len(examples) of them, asked aloud.
-    typed_examples = examples + make_descriptions("train", min(settings.describe_clips, settings.speech_clips))
-    images = [e.image for e in typed_examples]
+    frames = [len(features[i]) for i in chosen]
+    images = [e.image for e in examples]
+    answers = [e.answer for e in examples]
     pixel_values = pixel_values_of(processor, images)
     latents = imagine_latents(model, to_model_range(np.stack(images)), model.config.num_world_steps).half()
+    none = [None] * len(examples)
     typed = ChatTensors(
-        **encode_chats(
-            processor,
-            images,
-            [None] * len(images),
-            [e.question for e in typed_examples],
-            [e.answer for e in typed_examples],
-        ),
-        audio_index=torch.full((len(images),), -1),
+        **encode_chats(processor, images, none, [e.question for e in examples], answers),
+        audio_index=torch.full((len(examples),), -1),
         pixel_values=pixel_values,
         world_latents=latents,
     )
-    spoken_rows = slice(0, len(examples))
     spoken = ChatTensors(
-        **encode_chats(
-            processor,
-            images[spoken_rows],
-            [len(features[i]) for i in chosen],
-            [None] * len(examples),
-            [e.answer for e in examples],
-        ),
+        **encode_chats(processor, images, frames, none, answers),
         audio_index=torch.tensor(chosen),
-        pixel_values=pixel_values[spoken_rows],
-        world_latents=latents[spoken_rows],
+        pixel_values=pixel_values,
+        world_latents=latents,
     )
 
     def repeat(indices: list[int]) -> ChatTensors:
