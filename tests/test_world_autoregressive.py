@@ -96,6 +96,18 @@ def test_sampling_is_seeded_and_top_p_temperature_matter(backend, clip):
     )  # p(top) >= 1/1000 codes > 1e-4: the nucleus is the top token alone
 
 
+def test_default_decoding_is_greedy_and_top_p_alone_samples(backend, clip):
+    """Greedy is the decoding whose trajectories beat copying the last frame, so a plain request gets it."""
+    plain = backend.generate(request("image2world", clip.frames[:1], num_output_frames=4))
+    greedy = backend.generate(request("image2world", clip.frames[:1], num_output_frames=4, temperature=0.0))
+    assert np.array_equal(plain, greedy)
+    sampled = [
+        backend.generate(request("image2world", clip.frames[:1], num_output_frames=4, top_p=1.0, seed=seed))
+        for seed in (0, 1)
+    ]
+    assert not np.array_equal(sampled[0], sampled[1])
+
+
 def test_shipped_checkpoint_is_small_and_safetensors_only():
     files = [p for p in shipped_checkpoint().rglob("*") if p.is_file()]
     assert {p.suffix for p in files} == {".json", ".safetensors"}

@@ -43,8 +43,12 @@ def world(
     fps: Annotated[int | None, typer.Option(help="Frames per second of the written video.")] = None,
     num_steps: Annotated[int | None, typer.Option(help="Denoising steps (diffusion backends).")] = None,
     guidance: Annotated[float | None, typer.Option(help="Classifier-free guidance scale (diffusion backends).")] = None,
-    top_p: Annotated[float | None, typer.Option(help="Nucleus sampling (autoregressive backends).")] = None,
-    temperature: Annotated[float | None, typer.Option(help="Sampling temperature (autoregressive backends).")] = None,
+    top_p: Annotated[
+        float | None, typer.Option(help="Nucleus sampling (autoregressive backends; alone, samples at temperature 1).")
+    ] = None,
+    temperature: Annotated[
+        float | None, typer.Option(help="Sampling temperature (autoregressive backends; default 0: greedy).")
+    ] = None,
     offload_model: Annotated[
         bool, typer.Option(help="Keep the world model (transformer) on CPU between uses.")
     ] = False,
