@@ -15,7 +15,8 @@ def simulate_clips(split: str, num_clips: int, num_frames: int = 12, size: int =
 
 def to_model_range(frames: np.ndarray) -> torch.Tensor:
     """uint8 (..., H, W, 3) -> float (..., 3, H, W) in [-1, 1], the range of Gemma 3's pixel values and the VAE."""
-    tensor = torch.from_numpy(np.ascontiguousarray(frames)).float().div(127.5).sub(1.0)
+    # Converting to float32 in numpy copies the frames, so read-only arrays (decoded media) convert without a warning.
+    tensor = torch.from_numpy(np.asarray(frames, dtype=np.float32)).div(127.5).sub(1.0)
     return tensor.movedim(-1, -3)
 
 
