@@ -18,7 +18,7 @@ from theworld.omni.audio_encoder import TINY_AUDIO_ENCODER, AudioEncoder
 from theworld.omni.codec import MelCodec
 from theworld.omni.processing import add_hearing_to_processor
 from theworld.omni.talker import Speaker, Talker, TalkerConfig
-from theworld.training.speech import ctc_transcribe, mel_features, train_ears, transcript_ids
+from theworld.training.speech import EarBatches, ctc_transcribe, mel_features, train_ears, train_hearing, transcript_ids
 
 needs_espeak = pytest.mark.skipif(
     shutil.which("espeak-ng") is None and not os.environ.get("THEWORLD_REQUIRE_ESPEAK"),
@@ -112,9 +112,20 @@ def test_a_certain_ear_gives_the_typed_word_embedding(hearing_processor):
     assert torch.allclose(tokens, typed.expand_as(tokens), atol=1e-5)
 
 
+def _ears_alone(model, features, transcripts):
+    train_ears(model, features, transcripts, steps=80, batch_size=4, lr=3e-3)
+
+
+def _ears_in_the_hearing_mixture(model, features, transcripts):
+    mixture = {"ears": (EarBatches(model, features, transcripts, batch_size=4), 1.0)}
+    train_hearing(model, mixture, features, steps=80, num_world_steps=0, lr=3e-3)
+
+
 @needs_espeak
-def test_the_ear_learns_to_transcribe_words(hearing_processor):
-    """CTC training of the audio encoder alone: after a short run it writes out the words it was taught."""
+@pytest.mark.parametrize("train", [_ears_alone, _ears_in_the_hearing_mixture])
+def test_the_ear_learns_to_transcribe_words(hearing_processor, train):
+    """CTC training of the audio encoder, before the hearing mixture or as one of its kinds: after a short run it
+    writes out the words it was taught."""
     torch.manual_seed(0)
     model = TheWorld(config_from_name("test", hearing_processor.tokenizer))
     model.add_audio_encoder(TINY_AUDIO_ENCODER, hearing_processor.audio_token_id)
@@ -122,7 +133,7 @@ def test_the_ear_learns_to_transcribe_words(hearing_processor):
     voice = EspeakVoice("en-us", 160, 50)
     features = mel_features(hearing_processor, [synthesize_speech(t, voice) for t in texts])
     assert ctc_transcribe(model, hearing_processor.tokenizer, features) != texts
-    train_ears(model, features, transcript_ids(hearing_processor.tokenizer, texts), steps=80, batch_size=4, lr=3e-3)
+    train(model, features, transcript_ids(hearing_processor.tokenizer, texts))
     heard = ctc_transcribe(model, hearing_processor.tokenizer, features)
     assert [h.strip() for h in heard] == texts
 

@@ -22,6 +22,7 @@ from theworld.training.language import ChatTensors, pad_features, train_around_t
 from theworld.training.loop import optimize
 
 __all__ = [
+    "EarBatches",
     "HELD_OUT_VOICE",
     "TALKER_VOICE",
     "TRAIN_VOICES",
@@ -94,6 +95,33 @@ def _mask_spectrogram(features: torch.Tensor, mask: torch.Tensor, generator: tor
     return features
 
 
+class EarBatches:
+    """CTC batches for the audio encoder alone: recordings that are neighbours in length (they run from 0.4 to
+    6 s, and padding would double the conformer's work), SpecAugmented, against their token transcripts."""
+
+    def __init__(self, model: TheWorld, features: list[torch.Tensor], transcripts: list[torch.Tensor], batch_size: int):
+        self.encoder, self.blank = model.audio_encoder, model.config.text_config.pad_token_id
+        self.features, self.transcripts = features, transcripts
+        self.by_length = torch.tensor([len(f) for f in features]).argsort()
+        self.batch_size = min(batch_size, len(features))
+
+    def loss(self, generator: torch.Generator) -> torch.Tensor:
+        start = int(torch.randint(len(self.features) - self.batch_size + 1, (), generator=generator))
+        index = self.by_length[start : start + self.batch_size].tolist()
+        clips, mask = pad_features([self.features[i] for i in index])
+        states, valid = self.encoder.encode(_mask_spectrogram(clips, mask, generator), mask)
+        log_probs = self.encoder.transcriber(states).log_softmax(-1).transpose(0, 1)
+        targets = [self.transcripts[i] for i in index]
+        return torch.nn.functional.ctc_loss(
+            log_probs,
+            torch.cat(targets),
+            valid.sum(1),
+            torch.tensor([len(t) for t in targets]),
+            blank=self.blank,
+            zero_infinity=True,
+        )
+
+
 def train_ears(
     model: TheWorld,
     features: list[torch.Tensor],
@@ -105,33 +133,17 @@ def train_ears(
 ) -> float:
     """Train the audio encoder alone to transcribe (CTC onto the language model's tokens, blank = <pad>), so
     the hearing stage starts from an ear that knows the words. Returns the last loss."""
-    encoder = model.audio_encoder
-    blank = model.config.text_config.pad_token_id
     generator = torch.Generator().manual_seed(seed)
-    # Batches of neighbours in length (recordings run from 0.4 to 6 s): padding would double the conformer's work.
-    by_length = torch.tensor([len(f) for f in features]).argsort()
-    batch_size = min(batch_size, len(features))
+    ears = EarBatches(model, features, transcripts, batch_size)
 
     def step_loss() -> tuple[torch.Tensor, float]:
-        start = int(torch.randint(len(features) - batch_size + 1, (), generator=generator))
-        index = by_length[start : start + batch_size].tolist()
-        clips, mask = pad_features([features[i] for i in index])
-        states, valid = encoder.encode(_mask_spectrogram(clips, mask, generator), mask)
-        log_probs = encoder.transcriber(states).log_softmax(-1).transpose(0, 1)
-        targets = [transcripts[i] for i in index]
-        loss = torch.nn.functional.ctc_loss(
-            log_probs,
-            torch.cat(targets),
-            valid.sum(1),
-            torch.tensor([len(t) for t in targets]),
-            blank=blank,
-            zero_infinity=True,
-        )
+        loss = ears.loss(generator)
         return loss, loss.item()
 
-    encoder.train()
-    loss = optimize(list(encoder.parameters()), steps, lr, step_loss, "ears", weight_decay=0.01, warmup_fraction=0.05)
-    encoder.eval()
+    model.audio_encoder.train()
+    parameters = list(model.audio_encoder.parameters())
+    loss = optimize(parameters, steps, lr, step_loss, "ears", weight_decay=0.01, warmup_fraction=0.05)
+    model.audio_encoder.eval()
     return loss
 
 
@@ -152,7 +164,7 @@ def ctc_transcribe(model: TheWorld, tokenizer, features: list[torch.Tensor], bat
 
 def train_hearing(
     model: TheWorld,
-    mixtures: dict[str, tuple[ChatTensors, float]],
+    mixtures: dict[str, tuple[ChatTensors | EarBatches, float]],
     features: list[torch.Tensor],
     steps: int,
     num_world_steps: int,
@@ -162,13 +174,18 @@ def train_hearing(
     seed: int = 0,
 ) -> float:
     """Train the audio encoder and the language model (not the world encoder and dynamics) on a mixture of
-    chat kinds, {name: (tensors, probability)}; each step draws one kind. Returns the last loss."""
+    chat kinds, {name: (tensors, probability)}; each step draws one kind. An `EarBatches` kind is a CTC step of
+    the ear alone: it keeps the transcriber transcribing while the language model's gradient also moves it.
+    Returns the last loss."""
     generator = torch.Generator().manual_seed(seed)
     names = list(mixtures)
     weights = torch.tensor([mixtures[name][1] for name in names])
 
     def step_loss() -> tuple[torch.Tensor, float]:
         data = mixtures[names[int(torch.multinomial(weights, 1, generator=generator))]][0]
+        if isinstance(data, EarBatches):
+            loss = data.loss(generator)
+            return loss, loss.item()
         index = torch.randint(len(data), (batch_size,), generator=generator)
         batch = data.batch(index, features)
         skip = bool(torch.rand((), generator=generator) < world_dropout)
