@@ -2,6 +2,7 @@
 twin's answer, `theworld chat --audio-in/--audio-out` works, and the spoken answers survive the round trip back
 through the speech-in path."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -88,6 +89,18 @@ def test_chat_speech_in_and_out(tmp_path, speaker, default_model):
     audio, rate = soundfile.read(tmp_path / "answer.wav")
     assert rate == 16_000 and 0.2 < len(audio) / rate < 3.0 and np.abs(audio).max() > 0.05
     assert sorted(p.name for p in tmp_path.iterdir()) == ["answer.wav", "question.wav"]
+
+
+def test_eval_speech_reports_agreement_word_errors_and_round_trip(tmp_path):
+    result = CliRunner().invoke(
+        app, ["eval", "--clips", "1", "--questions-per-clip", "2", "--speech", "--json", str(tmp_path / "r.json")]
+    )
+    assert result.exit_code == 0, result.output
+    assert "speech in: 2 test questions" in result.output and "speech out round trip" in result.output
+    speech = json.loads((tmp_path / "r.json").read_text())["speech"]
+    for voice in ("training_voices", "unseen_voice"):
+        assert 0.0 <= speech[voice]["ear_alone_word_error_rate"] and 0.0 <= speech[voice]["question_word_error_rate"]
+    assert speech["round_trip"]["answers"] == len({a for vocab in ANSWER_VOCAB.values() for a in vocab})
 
 
 def test_chat_speech_errors(tmp_path, checkpoint):

@@ -74,7 +74,8 @@ def _speech_report(world, clips: int, questions_per_clip: int) -> dict:
 
 def _print_speech(report: dict) -> None:
     table = Table(title=f"speech in: {report['questions']} test questions, spoken by espeak-ng")
-    for column in ("voice", "agreement with typed", "spoken accuracy", "question transcribed exactly"):
+    columns = ("voice", "agreement with typed", "spoken accuracy", "question transcribed exactly", "word errors")
+    for column in columns:
         table.add_column(column, justify="right")
     for voice in ("training_voices", "unseen_voice"):
         row = report[voice]
@@ -82,7 +83,12 @@ def _print_speech(report: dict) -> None:
             voice.replace("_", " "),
             *[
                 f"{100 * row[key]:.1f}%"
-                for key in ("agreement_with_typed", "spoken_accuracy", "question_transcription_exact")
+                for key in (
+                    "agreement_with_typed",
+                    "spoken_accuracy",
+                    "question_transcription_exact",
+                    "question_word_error_rate",
+                )
             ],
         )
     console.print(table)

@@ -316,6 +316,9 @@ def evaluate_speech(
             "ear_alone_transcription_exact": _mean(
                 normalize_text(h) == normalize_text(e.question) for h, e in zip(ear, examples, strict=True)
             ),
+            # Exact sentences hide progress on a tiny ear; the share of words it gets wrong shows it.
+            "question_word_error_rate": _word_error_rate(examples, heard),
+            "ear_alone_word_error_rate": _word_error_rate(examples, ear),
         }
     if speaker is not None:
         report["round_trip"] = round_trip(model, processor, speaker)
@@ -338,6 +341,13 @@ def round_trip(model: TheWorld, processor: TheWorldProcessor, speaker: Speaker) 
         ),
         "misheard": {a: h for h, a in zip(heard, answers, strict=True) if normalize_text(h) != normalize_text(a)},
     }
+
+
+def _word_error_rate(examples, transcripts: list[str]) -> float:
+    import jiwer
+
+    references = [normalize_text(e.question) for e in examples]
+    return round(float(jiwer.wer(references, [normalize_text(t) for t in transcripts])), 4)
 
 
 def _mean(flags) -> float:
