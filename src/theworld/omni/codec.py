@@ -1,6 +1,6 @@
 """`MelCodec`: speech as discrete codes, and back. A log-mel spectrogram (librosa) is quantised frame by frame
 with residual vector quantisation (RVQ: each codebook codes what the previous ones left), and decoded by
-Griffin-Lim phase reconstruction (librosa's `mel_to_audio`), so the only learned part is the codebooks.
+Griffin-Lim phase reconstruction (librosa's `mel_to_stft` and `griffinlim`), so the only learned part is the codebooks.
 
 Neural codecs (EnCodec, DAC, Mimi in transformers) need hours of GPU training to beat this; a mel RVQ fitted
 in seconds on espeak-ng speech is what a tiny CPU talker can predict. The codebooks are fitted with residual
@@ -62,14 +62,17 @@ class MelCodec(nn.Module, PyTorchModelHubMixin):
         import librosa
 
         power = torch.exp(mel.float() * self.mel_std + self.mel_mean).T.numpy()
-        audio = librosa.feature.inverse.mel_to_audio(
-            power,
-            sr=self.sampling_rate,
-            n_fft=self.n_fft,
-            hop_length=self.hop_length,
-            fmin=0,
-            fmax=self.sampling_rate / 2,
+        magnitude = librosa.feature.inverse.mel_to_stft(
+            power, sr=self.sampling_rate, n_fft=self.n_fft, fmin=0, fmax=self.sampling_rate / 2
+        )
+        # librosa's mel_to_audio starts Griffin-Lim from a random phase drawn from numpy's global generator, so the
+        # same answer would sound different on every call; a fixed phase seed makes speech a function of the text.
+        audio = librosa.griffinlim(
+            magnitude,
             n_iter=self.griffin_lim_iterations,
+            hop_length=self.hop_length,
+            n_fft=self.n_fft,
+            random_state=0,
         )
         peak = float(np.abs(audio).max()) if audio.size else 0.0
         return (audio * (0.9 / peak) if peak > 0.9 else audio).astype(np.float32)
