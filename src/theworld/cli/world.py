@@ -104,6 +104,9 @@ def world(
         raise typer.Exit(2)
     specs = [spec.with_overrides(**overrides) for spec in batch.specs]
 
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # the samples' own progress bars are the ones to show
     guardrail = load_guardrail(disabled=disable_guardrail, offload=offload_guardrail)
     offload = OffloadOptions(offload_model, offload_text_encoder, offload_tokenizer, offload_decoder, offload_guardrail)
     backend = None
