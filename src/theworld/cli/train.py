@@ -24,8 +24,8 @@ def train(
 ) -> None:
     """Train the tiny default model from scratch on ToyWorld: tokenizer, VAE, dynamics, then language.
 
-    A stage run on a folder that already has it continues from its weights: the shipped model is
-    `theworld train all` followed by `theworld train language --language-steps 2000 --seed 1`."""
+    A stage run on a folder that already has it continues from its weights: the shipped model ran `vae`,
+    `dynamics`, `language`, `language --language-steps 2000 --seed 1`, `hearing`, `speaking`, in that order."""
     from theworld.training.recipe import SETTINGS, STAGES, run_stage, train_all
 
     set_threads(threads)
