@@ -42,8 +42,8 @@ def test_default_model_answers_held_out_questions(default_model, held_out):
     # Floors a few points under what `theworld eval` measures on 600 test questions (see the README table).
     assert static >= 0.65, static
     assert temporal >= 0.65, temporal
-    # 74.2% vs 59.8% on 600 questions; these 73 temporal questions give 72.6% vs 65.8%.
-    assert temporal >= temporal_without_world + 0.05, (temporal, temporal_without_world)
+    # 75.6% vs 58.7% on 600 questions; these 73 temporal questions give 76.7% vs 61.6%.
+    assert temporal >= temporal_without_world + 0.10, (temporal, temporal_without_world)
 
 
 def test_default_model_loads_by_name(default_model):

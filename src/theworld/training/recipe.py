@@ -49,9 +49,9 @@ class RecipeSettings:
     language_steps: int = 1500
     language_batch_size: int = 32
     speech_clips: int = 1000
-    ears_steps: int = 800
+    ears_steps: int = 1200
     ears_batch_size: int = 32
-    speech_steps: int = 600
+    speech_steps: int = 750  # a sixth of them CTC steps of the ear alone
     speech_batch_size: int = 16
     talker_steps: int = 300
     talker_batch_size: int = 15
@@ -197,13 +197,9 @@ def _stage_hearing(model: TheWorld, processor, settings: RecipeSettings) -> tupl
         )
         return ChatTensors(**encoded, audio_index=torch.tensor(indices))
 
+    transcripts = speech.transcript_ids(processor.tokenizer, texts)
     ears_loss = speech.train_ears(
-        model,
-        features,
-        speech.transcript_ids(processor.tokenizer, texts),
-        settings.ears_steps,
-        batch_size=settings.ears_batch_size,
-        seed=settings.seed,
+        model, features, transcripts, settings.ears_steps, batch_size=settings.ears_batch_size, seed=settings.seed
     )
     answer_set = {e.answer for e in examples}
     # The spoken answers are short and few: a kind of their own, or the long questions drown them out.
@@ -212,10 +208,11 @@ def _stage_hearing(model: TheWorld, processor, settings: RecipeSettings) -> tupl
     loss = speech.train_hearing(
         model,
         {
-            "typed": (typed, 0.25),
-            "spoken": (spoken, 0.35),
-            "repeat questions": (repeat_questions, 0.25),
-            "repeat answers": (repeat_answers, 0.15),
+            "typed": (typed, 0.2),
+            "spoken": (spoken, 0.3),
+            "repeat questions": (repeat_questions, 0.2),
+            "repeat answers": (repeat_answers, 0.13),
+            "ears": (speech.EarBatches(model, features, transcripts, settings.ears_batch_size), 0.17),
         },
         features,
         settings.speech_steps,
