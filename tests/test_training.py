@@ -35,6 +35,11 @@ def test_every_stage_writes_its_metrics_and_a_loadable_checkpoint(smoke_checkpoi
     log = json.loads((folder / "training_log.json").read_text())
     assert set(log) == set(metrics)
     assert not list(folder.parent.glob(".tiny-*")), "no staging folder may be left behind"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert folder.stat().st_mode & 0o777 == 0o777 & ~umask, (
+        "a checkpoint folder must get the umask's permissions, not mkdtemp's private 0700"
+    )
     model = TheWorld.from_pretrained(folder)
     assert model.dynamics.out.weight.abs().sum() > 0, "training moved the dynamics off copy-the-last-frame"
     assert model.config.world_encoder_config["latents_mean"] == model.world_encoder.latents_mean.tolist()

@@ -6,6 +6,7 @@ order. Everything is seeded: the same settings give the same checkpoint.
 """
 
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -301,6 +302,7 @@ def _save_atomically(
     log = json.loads(log_path.read_text()) if log_path.is_file() else {}
     log.setdefault(stage, []).append({"metrics": metrics, "settings": asdict(settings)})  # every pass, in order
     staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}-", dir=output_dir.parent))
+    staging.chmod(0o777 & ~_umask())  # mkdtemp makes a private folder; a checkpoint gets the usual permissions
     try:
         model.save_pretrained(staging)
         processor.save_pretrained(staging)
@@ -318,6 +320,12 @@ def _save_atomically(
         shutil.rmtree(previous, ignore_errors=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _fmt(value) -> str:
