@@ -18,7 +18,16 @@ from theworld.omni.audio_encoder import TINY_AUDIO_ENCODER, AudioEncoder
 from theworld.omni.codec import MelCodec
 from theworld.omni.processing import add_hearing_to_processor
 from theworld.omni.talker import Speaker, Talker, TalkerConfig
-from theworld.training.speech import EarBatches, ctc_transcribe, mel_features, train_ears, train_hearing, transcript_ids
+from theworld.training.language import ChatTensors, encode_chats
+from theworld.training.speech import (
+    EarBatches,
+    TypedTwins,
+    ctc_transcribe,
+    mel_features,
+    train_ears,
+    train_hearing,
+    transcript_ids,
+)
 
 needs_espeak = pytest.mark.skipif(
     shutil.which("espeak-ng") is None and not os.environ.get("THEWORLD_REQUIRE_ESPEAK"),
@@ -220,3 +229,57 @@ def test_talker_writes_codes_in_codebook_order(processor, tmp_path):
     assert torch.equal(loaded.talker.generate_codes([5, 6], max_frames=4), talker.generate_codes([5, 6], max_frames=4))
     with pytest.raises(FileNotFoundError, match="no talker"):
         Speaker.from_pretrained(tmp_path / "elsewhere")
+
+
+def _twin_chats(processor, seconds: float = 0.4):
+    """Four typed questions and, as their spoken twins, four tones of different pitch, with the same answers."""
+    texts, answers = ["red", "blue", "yes", "no"], ["no", "yes", "blue", "red"]
+    features = mel_features(processor, [tone(seconds, frequency=f) for f in (220.0, 440.0, 880.0, 1760.0)])
+    none = [None] * len(texts)
+    typed = ChatTensors(**encode_chats(processor, none, none, texts, answers))
+    frames = [len(f) for f in features]
+    spoken = ChatTensors(**encode_chats(processor, none, frames, none, answers), audio_index=torch.arange(4))
+    return typed, spoken, features
+
+
+def _first_answer_logits(model, data: ChatTensors, features) -> torch.Tensor:
+    batch = data.batch(torch.arange(len(data)), features)
+    with torch.no_grad():
+        logits = model(**batch).logits
+    first = (batch["labels"] != -100).int().argmax(1) - 1  # the position that predicts the first answer token
+    return logits[torch.arange(len(data)), first]
+
+
+def test_typed_twins_add_nothing_when_the_twins_are_the_same_chat(hearing_processor):
+    torch.manual_seed(0)
+    model = TheWorld(config_from_name("test", hearing_processor.tokenizer))
+    model.add_audio_encoder(TINY_AUDIO_ENCODER, hearing_processor.audio_token_id)
+    typed, spoken, features = _twin_chats(hearing_processor)
+    index = torch.arange(4)
+    with torch.no_grad():
+        plain = model(**typed.batch(index)).loss
+        same = TypedTwins(typed, typed, features).loss(model, index, num_world_steps=0, skip_world=False)
+        different = TypedTwins(spoken, typed, features).loss(model, index, num_world_steps=0, skip_world=False)
+        spoken_alone = model(**spoken.batch(index, features)).loss
+    assert torch.allclose(same, plain, atol=1e-5)
+    assert different > spoken_alone + 1e-4, "a spoken chat that answers unlike its typed twin pays for it"
+    with pytest.raises(ValueError, match="pair up row by row"):
+        TypedTwins(spoken, ChatTensors(**{k: v[:3] for k, v in vars(typed).items() if v is not None}), features)
+
+
+def test_spoken_twins_learn_to_answer_as_typed(hearing_processor):
+    """Trained on typed chats and their distilled spoken twins, a spoken question gets its typed twin's answer."""
+    torch.manual_seed(0)
+    model = TheWorld(config_from_name("test", hearing_processor.tokenizer))
+    model.add_audio_encoder(TINY_AUDIO_ENCODER, hearing_processor.audio_token_id)
+    typed, spoken, features = _twin_chats(hearing_processor)
+    mixture = {"typed": (typed, 0.5), "spoken": (TypedTwins(spoken, typed, features), 0.5)}
+    train_hearing(model, mixture, features, steps=200, num_world_steps=0, batch_size=4, lr=3e-3)
+    model.eval()
+    typed_logits = _first_answer_logits(model, typed, features)
+    spoken_logits = _first_answer_logits(model, spoken, features)
+    assert spoken_logits.argmax(-1).tolist() == typed_logits.argmax(-1).tolist()
+    distance = torch.nn.functional.kl_div(
+        spoken_logits.log_softmax(-1), typed_logits.log_softmax(-1), log_target=True, reduction="batchmean"
+    )
+    assert distance < 0.1

@@ -27,6 +27,7 @@ __all__ = [
     "TALKER_VOICE",
     "TRAIN_VOICES",
     "TRANSCRIBE_PROMPT",
+    "TypedTwins",
     "mel_features",
     "ctc_transcribe",
     "normalize_text",
@@ -122,6 +123,34 @@ class EarBatches:
         )
 
 
+class TypedTwins:
+    """Spoken questions taught by their typed twins, the way DiVA distils a text model into its own speech input:
+    besides the answer, the spoken chat learns the distribution the typed chat (no gradient) gives at every
+    answer token, so a spoken question gets what its typed twin gets, right or wrong. Row i of `spoken` and
+    `typed` must be the same question about the same image with the same answer."""
+
+    def __init__(self, spoken: ChatTensors, typed: ChatTensors, features: list[torch.Tensor], weight: float = 1.0):
+        if len(spoken) != len(typed):
+            raise ValueError(f"{len(spoken)} spoken chats but {len(typed)} typed twins; they must pair up row by row")
+        self.spoken, self.typed, self.features, self.weight = spoken, typed, features, weight
+
+    def __len__(self) -> int:
+        return len(self.spoken)
+
+    def loss(self, model: TheWorld, index: torch.Tensor, num_world_steps: int, skip_world: bool) -> torch.Tensor:
+        spoken, typed = self.spoken.batch(index, self.features), self.typed.batch(index)
+        with torch.no_grad():
+            teacher = model(**typed, num_world_steps=num_world_steps, skip_world_tokens=skip_world).logits
+        student = model(**spoken, num_world_steps=num_world_steps, skip_world_tokens=skip_world)
+        # Logits at position p predict the label at p + 1; both chats end in the same answer tokens.
+        teacher = teacher[:, :-1][typed["labels"][:, 1:] != -100]
+        answer = student.logits[:, :-1][spoken["labels"][:, 1:] != -100]
+        distance = torch.nn.functional.kl_div(
+            answer.log_softmax(-1), teacher.log_softmax(-1), log_target=True, reduction="batchmean"
+        )
+        return student.loss + self.weight * distance
+
+
 def train_ears(
     model: TheWorld,
     features: list[torch.Tensor],
@@ -175,7 +204,8 @@ def train_hearing(
 ) -> float:
     """Train the audio encoder and the language model (not the world encoder and dynamics) on a mixture of
     chat kinds, {name: (tensors, probability)}; each step draws one kind. An `EarBatches` kind is a CTC step of
-    the ear alone: it keeps the transcriber transcribing while the language model's gradient also moves it.
+    the ear alone: it keeps the transcriber transcribing while the language model's gradient also moves it. A
+    `TypedTwins` kind is spoken chats distilled from their typed twins.
     Returns the last loss."""
     generator = torch.Generator().manual_seed(seed)
     names = list(mixtures)
@@ -187,8 +217,11 @@ def train_hearing(
             loss = data.loss(generator)
             return loss, loss.item()
         index = torch.randint(len(data), (batch_size,), generator=generator)
-        batch = data.batch(index, features)
         skip = bool(torch.rand((), generator=generator) < world_dropout)
+        if isinstance(data, TypedTwins):
+            loss = data.loss(model, index, num_world_steps, skip)
+            return loss, loss.item()
+        batch = data.batch(index, features)
         steps_here = num_world_steps if "pixel_values" in batch else None
         loss = model(**batch, num_world_steps=steps_here, skip_world_tokens=skip).loss
         return loss, loss.item()
