@@ -22,6 +22,7 @@ from theworld.training.language import ChatTensors, encode_chats
 from theworld.training.speech import (
     EarBatches,
     TypedTwins,
+    content_word_accuracy,
     ctc_transcribe,
     mel_features,
     train_ears,
@@ -119,6 +120,16 @@ def test_a_certain_ear_gives_the_typed_word_embedding(hearing_processor):
         tokens = encoder(features["input_features"], features["input_features_mask"], words)
         typed = words(torch.tensor([word]))
     assert torch.allclose(tokens, typed.expand_as(tokens), atol=1e-5)
+
+
+def test_content_words_score_what_the_answer_hangs_on():
+    """A transcript with every template word right but the wrong colour has half its content words wrong; a
+    dropped content word counts as wrong; punctuation and case do not matter."""
+    said = ["where will the red shape be after 2 steps?", "is the red shape left of the blue shape?"]
+    assert content_word_accuracy(said, ["Where will the red shape be after 2 steps", said[1]]) == 1.0
+    assert content_word_accuracy(said[:1], ["where will the blue shape be after 2 steps?"]) == 0.5
+    assert content_word_accuracy(said[1:], ["is the red shape left of the"]) == 0.5
+    assert content_word_accuracy(said[1:], ["is the blue shape left of the red shape"]) == 0.0
 
 
 def _ears_alone(model, features, transcripts):

@@ -100,6 +100,7 @@ def test_eval_speech_reports_agreement_word_errors_and_round_trip(tmp_path):
     speech = json.loads((tmp_path / "r.json").read_text())["speech"]
     for voice in ("training_voices", "unseen_voice"):
         assert 0.0 <= speech[voice]["ear_alone_word_error_rate"] and 0.0 <= speech[voice]["question_word_error_rate"]
+        assert 0.0 <= speech[voice]["ear_alone_content_words_right"] <= 1.0
     assert speech["round_trip"]["answers"] == len({a for vocab in ANSWER_VOCAB.values() for a in vocab})
 
 

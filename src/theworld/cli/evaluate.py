@@ -74,7 +74,14 @@ def _speech_report(world, clips: int, questions_per_clip: int) -> dict:
 
 def _print_speech(report: dict) -> None:
     table = Table(title=f"speech in: {report['questions']} test questions, spoken by espeak-ng")
-    columns = ("voice", "agreement with typed", "spoken accuracy", "question transcribed exactly", "word errors")
+    columns = (
+        "voice",
+        "agreement with typed",
+        "spoken accuracy",
+        "question transcribed exactly",
+        "word errors",
+        "content words (ear alone)",
+    )
     for column in columns:
         table.add_column(column, justify="right")
     for voice in ("training_voices", "unseen_voice"):
@@ -88,6 +95,7 @@ def _print_speech(report: dict) -> None:
                     "spoken_accuracy",
                     "question_transcription_exact",
                     "question_word_error_rate",
+                    "ear_alone_content_words_right",
                 )
             ],
         )

@@ -29,6 +29,7 @@ __all__ = [
     "TRANSCRIBE_PROMPT",
     "TypedTwins",
     "mel_features",
+    "content_word_accuracy",
     "ctc_transcribe",
     "normalize_text",
     "speak_all",
@@ -352,6 +353,9 @@ def evaluate_speech(
             # Exact sentences hide progress on a tiny ear; the share of words it gets wrong shows it.
             "question_word_error_rate": _word_error_rate(examples, heard),
             "ear_alone_word_error_rate": _word_error_rate(examples, ear),
+            # The template words are easy; what the answer hangs on is which colour, shape and step count.
+            "question_content_words_right": content_word_accuracy([e.question for e in examples], heard),
+            "ear_alone_content_words_right": content_word_accuracy([e.question for e in examples], ear),
         }
     if speaker is not None:
         report["round_trip"] = round_trip(model, processor, speaker)
@@ -374,6 +378,20 @@ def round_trip(model: TheWorld, processor: TheWorldProcessor, speaker: Speaker) 
         ),
         "misheard": {a: h for h, a in zip(heard, answers, strict=True) if normalize_text(h) != normalize_text(a)},
     }
+
+
+def content_word_accuracy(references: list[str], transcripts: list[str]) -> float:
+    """Share of the references' content words (colours, shape kinds, step counts) that the transcripts have in
+    the same order: the n-th content word heard is compared with the n-th one said, a missing one is wrong."""
+    from theworld.toyworld import COLOURS, KINDS
+
+    content = {*COLOURS, *KINDS, "1", "2", "3", "4"}
+    said_heard = [
+        [[w for w in normalize_text(text).split() if w in content] for text in pair]
+        for pair in zip(references, transcripts, strict=True)
+    ]
+    hits = [len(heard) > i and heard[i] == word for said, heard in said_heard for i, word in enumerate(said)]
+    return _mean(hits)
 
 
 def _word_error_rate(examples, transcripts: list[str]) -> float:
