@@ -28,6 +28,7 @@ from theworld.training.speech import (
     train_ears,
     train_hearing,
     transcript_ids,
+    word_strings,
 )
 
 needs_espeak = pytest.mark.skipif(
@@ -130,6 +131,17 @@ def test_content_words_score_what_the_answer_hangs_on():
     assert content_word_accuracy(said[:1], ["where will the blue shape be after 2 steps?"]) == 0.5
     assert content_word_accuracy(said[1:], ["is the red shape left of the"]) == 0.5
     assert content_word_accuracy(said[1:], ["is the blue shape left of the red shape"]) == 0.0
+
+
+def test_word_strings_mix_the_sentences_words_reproducibly():
+    sentences = ["where will the red shape be after 2 steps?", "is the blue shape above the red shape?", "yes"]
+    strings = word_strings(sentences, 50, np.random.default_rng(0))
+    assert strings == word_strings(sentences, 50, np.random.default_rng(0))
+    vocabulary = {"where", "will", "the", "red", "shape", "be", "after", "2", "steps", "is", "blue", "above", "yes"}
+    assert all(set(s.split()) <= vocabulary and 3 <= len(s.split()) <= 8 for s in strings)
+    assert len(set(strings)) > 40, "strings, not the sentences again"
+    with pytest.raises(ValueError, match="needs sentences"):
+        word_strings(["?"], 3, np.random.default_rng(0))
 
 
 def _ears_alone(model, features, transcripts):

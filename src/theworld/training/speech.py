@@ -36,6 +36,7 @@ __all__ = [
     "train_ears",
     "train_hearing",
     "transcript_ids",
+    "word_strings",
     "train_speaker",
 ]
 
@@ -71,6 +72,16 @@ def mel_features(processor: TheWorldProcessor, recordings: list[np.ndarray]) -> 
         out = processor.feature_extractor([audio], return_tensors="pt")
         features.append(out["input_features"][0, : int(out["input_features_mask"][0].sum())].clone())
     return features
+
+
+def word_strings(sentences: list[str], count: int, rng: np.random.Generator) -> list[str]:
+    """`count` random strings of 3-8 words drawn from the words of `sentences`. An ear trained on a few hundred
+    sentences learns to recognise the sentences and guesses the words that vary between them (the colour in
+    "where will the red shape be"); strings with no sentence to recognise make it hear each word."""
+    words = sorted({word for sentence in sentences for word in normalize_text(sentence).split()})
+    if not words:
+        raise ValueError("word_strings needs sentences with words in them")
+    return [" ".join(rng.choice(words, size=int(rng.integers(3, 9)))) for _ in range(count)]
 
 
 def transcript_ids(tokenizer, texts: list[str]) -> list[torch.Tensor]:
