@@ -60,7 +60,8 @@ class RecipeSettings:
     # Random strings of the questions' words, spoken for the ear's CTC steps only (`speech.word_strings`). Off in the
     # shipped model, which was trained before it was found: its ear learnt the ~380 sentences, not the words, and
     # hears the colour in "where will the red shape be" 1 time in 5. A fresh ear, 900 CTC steps, with 400 strings:
-    # that colour right 97% (training voices) / 50% (unseen), against 11% / 17% without. Turn on, then retrain.
+    # that colour right 97% (training voices) / 50% (unseen); without them 11% / 17% at 600 steps (900 not measured)
+    # and 19% / 0% for the shipped ear (1200 steps + the mixture). Turn on, then retrain.
     ear_word_strings: int = 0
     talker_steps: int = 300
     talker_batch_size: int = 15
