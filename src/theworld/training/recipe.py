@@ -171,9 +171,7 @@ def _stage_hearing(model: TheWorld, processor, settings: RecipeSettings) -> tupl
     rng = np.random.default_rng(settings.seed)
     # Every distinct question in every training voice; answers too, for "repeat what you heard".
     sentences = sorted({e.question for e in examples}) + sorted({e.answer for e in examples})
-    texts = [text for text in sentences for _ in speech.TRAIN_VOICES]
-    voices = [voice for _ in sentences for voice in speech.TRAIN_VOICES]
-    features = speech.mel_features(processor, speech.speak_all(texts, voices, "speaking the training set"))
+    texts, features = speech.in_training_voices(processor, sentences, "speaking the training set")
     recordings_of: dict[str, list[int]] = {}
     for index, text in enumerate(texts):
         recordings_of.setdefault(text, []).append(index)
@@ -212,10 +210,8 @@ def _stage_hearing(model: TheWorld, processor, settings: RecipeSettings) -> tupl
     ear_texts, ear_features = texts, features
     if settings.ear_word_strings:
         strings = speech.word_strings(sentences, settings.ear_word_strings, np.random.default_rng([settings.seed, 3]))
-        string_texts = [text for text in strings for _ in speech.TRAIN_VOICES]
-        string_voices = [voice for _ in strings for voice in speech.TRAIN_VOICES]
-        recordings = speech.speak_all(string_texts, string_voices, "speaking word strings")
-        ear_texts, ear_features = texts + string_texts, features + speech.mel_features(processor, recordings)
+        string_texts, string_features = speech.in_training_voices(processor, strings, "speaking word strings")
+        ear_texts, ear_features = texts + string_texts, features + string_features
     transcripts = speech.transcript_ids(processor.tokenizer, ear_texts)
     ears_loss = speech.train_ears(
         model, ear_features, transcripts, settings.ears_steps, batch_size=settings.ears_batch_size, seed=settings.seed

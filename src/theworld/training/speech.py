@@ -31,6 +31,7 @@ __all__ = [
     "mel_features",
     "content_word_accuracy",
     "ctc_transcribe",
+    "in_training_voices",
     "normalize_text",
     "speak_all",
     "train_ears",
@@ -63,6 +64,15 @@ def speak_all(texts: list[str], voices: list[EspeakVoice], description: str = "s
         synthesize_speech(text, voice)
         for text, voice in track(list(zip(texts, voices, strict=True)), description=description, transient=True)
     ]
+
+
+def in_training_voices(
+    processor: TheWorldProcessor, sentences: list[str], description: str
+) -> tuple[list[str], list[torch.Tensor]]:
+    """Every sentence spoken in every training voice (sentence-major): the texts and their log-mel frames."""
+    texts = [text for text in sentences for _ in TRAIN_VOICES]
+    voices = [voice for _ in sentences for voice in TRAIN_VOICES]
+    return texts, mel_features(processor, speak_all(texts, voices, description))
 
 
 def mel_features(processor: TheWorldProcessor, recordings: list[np.ndarray]) -> list[torch.Tensor]:
@@ -323,6 +333,7 @@ def evaluate_speech(
     from theworld.toyworld import make_examples
 
     examples = make_examples("test", num_clips, questions_per_clip=questions_per_clip)
+    questions = [e.question for e in examples]
     steps = model.config.num_world_steps
     typed = answer_chats(
         model,
@@ -340,7 +351,7 @@ def evaluate_speech(
         "unseen_voice": [HELD_OUT_VOICE] * len(examples),
     }
     for name, voice_list in voices.items():
-        recordings = speak_all([e.question for e in examples], voice_list, f"speaking ({name})")
+        recordings = speak_all(questions, voice_list, f"speaking ({name})")
         spoken = answer_chats(
             model,
             processor,
@@ -365,8 +376,8 @@ def evaluate_speech(
             "question_word_error_rate": _word_error_rate(examples, heard),
             "ear_alone_word_error_rate": _word_error_rate(examples, ear),
             # The template words are easy; what the answer hangs on is which colour, shape and step count.
-            "question_content_words_right": content_word_accuracy([e.question for e in examples], heard),
-            "ear_alone_content_words_right": content_word_accuracy([e.question for e in examples], ear),
+            "question_content_words_right": content_word_accuracy(questions, heard),
+            "ear_alone_content_words_right": content_word_accuracy(questions, ear),
         }
     if speaker is not None:
         report["round_trip"] = round_trip(model, processor, speaker)
@@ -395,8 +406,9 @@ def content_word_accuracy(references: list[str], transcripts: list[str]) -> floa
     """Share of the references' content words (colours, shape kinds, step counts) that the transcripts have in
     the same order: the n-th content word heard is compared with the n-th one said, a missing one is wrong."""
     from theworld.toyworld import COLOURS, KINDS
+    from theworld.toyworld.language import MAX_STEPS
 
-    content = {*COLOURS, *KINDS, "1", "2", "3", "4"}
+    content = {*COLOURS, *KINDS, *(str(k) for k in range(1, MAX_STEPS + 1))}
     said_heard = [
         [[w for w in normalize_text(text).split() if w in content] for text in pair]
         for pair in zip(references, transcripts, strict=True)
