@@ -14,7 +14,7 @@ from theworld import TheWorld
 from theworld.media import MediaError
 from theworld.modeling.presets import config_from_name
 from theworld.omni.audio import SAMPLING_RATE, EspeakVoice, load_audio, save_audio, synthesize_speech
-from theworld.omni.audio_encoder import TINY_AUDIO_ENCODER, AudioEncoder
+from theworld.omni.audio_encoder import TINY_AUDIO_ENCODER, AudioEncoder, _compress
 from theworld.omni.codec import MelCodec
 from theworld.omni.processing import add_hearing_to_processor
 from theworld.omni.talker import Speaker, Talker, TalkerConfig
@@ -86,9 +86,9 @@ def hearing_processor(processor):
 @pytest.mark.parametrize("seconds", [0.31, 1.0, 2.47])
 def test_audio_token_count_matches_the_encoder(hearing_processor, seconds):
     """The processor reserves exactly as many <audio_soft_token>s as the encoder gives, for any length, also
-    when a shorter clip is padded in a batch."""
-    encoder = AudioEncoder(TINY_AUDIO_ENCODER, text_hidden_size=64, text_vocab_size=50).eval()
-    words = torch.nn.Embedding(50, 64)
+    when a shorter clip is padded in a batch (frame by frame: compressed tokens shift when a frame changes)."""
+    encoder = AudioEncoder(FRAME_BY_FRAME, text_hidden_size=64, text_vocab_size=50).eval()
+    words = torch.nn.Embedding(50, 64, padding_idx=0)
     clips = [tone(seconds), tone(3.0)]
     inputs = hearing_processor(
         text=["<start_of_audio>", "<start_of_audio>"], audio=clips, return_tensors="pt", padding=True
@@ -103,24 +103,64 @@ def test_audio_token_count_matches_the_encoder(hearing_processor, seconds):
     batched = features[: int(soft[0].sum())]
     assert batched.shape == alone.shape
     assert torch.allclose(batched[:-2], alone[:-2], atol=1e-4), "padding does not leak into the clip"
+    encoder = AudioEncoder(COMPRESSED, text_hidden_size=64, text_vocab_size=50).eval()
+    with torch.no_grad():
+        assert encoder(inputs["input_features"], inputs["input_features_mask"], words).shape == features.shape
+
+
+FRAME_BY_FRAME = {**TINY_AUDIO_ENCODER, "ctc_compression": False}
+COMPRESSED = {**TINY_AUDIO_ENCODER, "ctc_compression": True}
+
+
+def _certain_ear(processor, audio_config: dict, word: str):
+    """A model whose ear hears `word` in every frame, with no acoustic projection."""
+    model = TheWorld(config_from_name("test", processor.tokenizer))
+    model.add_audio_encoder(audio_config, processor.audio_token_id)
+    encoder = model.audio_encoder.eval()
+    with torch.no_grad():
+        encoder.projector.weight.zero_()
+        encoder.transcriber.weight.zero_()
+        encoder.transcriber.bias.fill_(-1e4)
+        encoder.transcriber.bias[processor.tokenizer.convert_tokens_to_ids(word)] = 0.0
+    return model
 
 
 def test_a_certain_ear_gives_the_typed_word_embedding(hearing_processor):
     """An audio token is the word embedding the language model would read had the word been typed, weighted by
     what the transcriber hears (blank = <pad>, which reads as nothing), plus the acoustic projection."""
-    model = TheWorld(config_from_name("test", hearing_processor.tokenizer))
-    model.add_audio_encoder(TINY_AUDIO_ENCODER, hearing_processor.audio_token_id)
-    encoder, words = model.audio_encoder.eval(), model.get_input_embeddings()
-    word = hearing_processor.tokenizer.convert_tokens_to_ids("red")
+    model = _certain_ear(hearing_processor, FRAME_BY_FRAME, "red")
+    words = model.get_input_embeddings()
     with torch.no_grad():
-        encoder.projector.weight.zero_()
-        encoder.transcriber.weight.zero_()
-        encoder.transcriber.bias.fill_(-1e4)
-        encoder.transcriber.bias[word] = 0.0
         features = hearing_processor.feature_extractor([tone(0.5)], return_tensors="pt")
-        tokens = encoder(features["input_features"], features["input_features_mask"], words)
-        typed = words(torch.tensor([word]))
+        tokens = model.audio_encoder(features["input_features"], features["input_features_mask"], words)
+        typed = words(torch.tensor([hearing_processor.tokenizer.convert_tokens_to_ids("red")]))
     assert torch.allclose(tokens, typed.expand_as(tokens), atol=1e-5)
+
+
+def test_a_compressed_ear_reads_like_the_typed_words(hearing_processor):
+    """With CTC compression a word heard over many frames is one token, the typed one, at the end of the block
+    (where a typed question ends); the frames it freed read as typed <pad>s."""
+    model = _certain_ear(hearing_processor, COMPRESSED, "red")
+    words, tokenizer = model.get_input_embeddings(), hearing_processor.tokenizer
+    with torch.no_grad():
+        features = hearing_processor.feature_extractor([tone(0.5)], return_tensors="pt")
+        tokens = model.audio_encoder(features["input_features"], features["input_features_mask"], words)
+        typed = words(
+            torch.tensor([tokenizer.pad_token_id] * (len(tokens) - 1) + [tokenizer.convert_tokens_to_ids("red")])
+        )
+    assert len(tokens) > 1
+    assert torch.allclose(tokens, typed, atol=1e-5)
+
+
+def test_compression_merges_each_run_of_one_word():
+    """Runs of one label become their mean; a word said twice with a blank between stays two words."""
+    tokens = torch.arange(14.0).reshape(7, 2)
+    labels = torch.tensor([0, 5, 5, 0, 5, 7, 0])
+    filler = torch.full((2,), -1.0)
+    merged = _compress(tokens, labels, blank=0, filler=filler)
+    expected = torch.tensor([[-1, -1], [-1, -1], [-1, -1], [-1, -1], [3, 4], [8, 9], [10, 11]], dtype=torch.float)
+    assert torch.equal(merged, expected)
+    assert torch.equal(_compress(tokens, torch.zeros(7, dtype=torch.long), 0, filler), filler.expand(7, 2))
 
 
 def test_content_words_score_what_the_answer_hangs_on():
@@ -276,7 +316,8 @@ def _first_answer_logits(model, data: ChatTensors, features) -> torch.Tensor:
 def test_typed_twins_add_nothing_when_the_twins_are_the_same_chat(hearing_processor):
     torch.manual_seed(0)
     model = TheWorld(config_from_name("test", hearing_processor.tokenizer))
-    model.add_audio_encoder(TINY_AUDIO_ENCODER, hearing_processor.audio_token_id)
+    # Tones, not words: an untrained ear labels them blank, and compression would drop them.
+    model.add_audio_encoder(FRAME_BY_FRAME, hearing_processor.audio_token_id)
     typed, spoken, features = _twin_chats(hearing_processor)
     index = torch.arange(4)
     with torch.no_grad():
@@ -294,7 +335,8 @@ def test_spoken_twins_learn_to_answer_as_typed(hearing_processor):
     """Trained on typed chats and their distilled spoken twins, a spoken question gets its typed twin's answer."""
     torch.manual_seed(0)
     model = TheWorld(config_from_name("test", hearing_processor.tokenizer))
-    model.add_audio_encoder(TINY_AUDIO_ENCODER, hearing_processor.audio_token_id)
+    # Tones, not words: an untrained ear labels them blank, and compression would drop them.
+    model.add_audio_encoder(FRAME_BY_FRAME, hearing_processor.audio_token_id)
     typed, spoken, features = _twin_chats(hearing_processor)
     mixture = {"typed": (typed, 0.5), "spoken": (TypedTwins(spoken, typed, features), 0.5)}
     train_hearing(model, mixture, features, steps=200, num_world_steps=0, batch_size=4, lr=3e-3)

@@ -36,7 +36,8 @@ class TheWorldConfig(Gemma3Config):
     num_world_steps (`int`): the default number of imagined future frames at generation.
     dynamics_config (`dict`): settings of the dynamics model (see `theworld.modeling.dynamics`).
     start_of_world_token_id / end_of_world_token_id / world_token_id (`int`): the world special tokens.
-    audio_config (`dict`): a `Gemma3nAudioConfig` for the audio encoder (speech in); None: no audio input.
+    audio_config (`dict`): a `Gemma3nAudioConfig` for the audio encoder (speech in), plus `ctc_compression`
+        (one token per heard word, see `theworld.omni.audio_encoder`; absent: one per 80 ms); None: no audio input.
     audio_token_id (`int`): the `<audio_soft_token>` the audio encoder's tokens replace.
     """
 

@@ -9,6 +9,12 @@ Each audio token is what the language model would read if the words had been typ
 word embedding under that distribution (blank = `<pad>`, whose embedding is zero), plus a linear projection
 of the acoustics for what words do not carry. Speech LLMs that bridge with CTC posteriors do the same; it
 lets a tiny model trained for minutes on CPU hear its typed vocabulary instead of learning a new one.
+
+With `ctc_compression` in the audio config, the frames of each word are merged into one token (CTC
+compression, Gaido et al. 2021): every run of frames with the same greedy non-blank label becomes the mean of
+their tokens, blank frames are dropped, and the merged tokens end the audio block, after `<pad>` readings for
+the frames they freed. A spoken question then reads like its typed twin: the same number of word tokens, the
+same distances to the answer.
 """
 
 import math
@@ -31,6 +37,21 @@ TINY_AUDIO_ENCODER = {
 }
 
 
+def _compress(tokens: torch.Tensor, labels: torch.Tensor, blank: int, filler: torch.Tensor) -> torch.Tensor:
+    """One clip's (T, H) tokens with their (T,) greedy labels -> (T, H): each run of one non-blank label merged
+    into its mean, right-aligned after `filler` rows. Hand-written: a few lines of index arithmetic, and no
+    library in our stack compresses CTC frames."""
+    new_run = torch.ones_like(labels, dtype=torch.bool)
+    new_run[1:] = labels[1:] != labels[:-1]
+    run = new_run.cumsum(0) - 1
+    spoken = labels != blank
+    _, which = torch.unique_consecutive(run[spoken], return_inverse=True)
+    count = int(which.max()) + 1 if len(which) else 0
+    merged = tokens.new_zeros(count, tokens.shape[1]).index_add(0, which, tokens[spoken])
+    merged = merged / torch.bincount(which, minlength=count).clamp(min=1).unsqueeze(1).to(tokens.dtype)
+    return torch.cat([filler.expand(len(labels) - count, -1), merged])
+
+
 def audio_token_count(num_mel_frames: int, reduction_factor: int) -> int:
     """How many audio tokens the encoder gives for `num_mel_frames` valid frames: two stride-2 convolutions
     (each keeps ceil(T / 2)), then every `reduction_factor`-th frame."""
@@ -40,6 +61,8 @@ def audio_token_count(num_mel_frames: int, reduction_factor: int) -> int:
 class AudioEncoder(nn.Module):
     def __init__(self, audio_config: dict, text_hidden_size: int, text_vocab_size: int):
         super().__init__()
+        audio_config = dict(audio_config)
+        self.ctc_compression = bool(audio_config.pop("ctc_compression", False))
         self.tower = Gemma3nAudioEncoder(Gemma3nAudioConfig(**audio_config))
         hidden = self.tower.config.hidden_size
         self.norm = Gemma3RMSNorm(hidden)
@@ -60,7 +83,17 @@ class AudioEncoder(nn.Module):
         """The valid audio tokens of every clip, in order: (total tokens, text hidden). `word_embeddings` is the
         language model's (scaled) input embedding."""
         states, valid = self.encode(input_features, input_features_mask)
-        states = states[valid]
-        heard = self.transcriber(states).softmax(-1).to(word_embeddings.weight.dtype)
+        logits = self.transcriber(states)
         scale = getattr(word_embeddings, "embed_scale", 1.0)
-        return heard @ word_embeddings.weight * scale + self.projector(states)
+        tokens = logits.softmax(-1).to(word_embeddings.weight.dtype) @ word_embeddings.weight * scale
+        tokens = tokens + self.projector(states)
+        if not self.ctc_compression:
+            return tokens[valid]
+        blank = word_embeddings.padding_idx
+        if blank is None:
+            raise ValueError("CTC compression needs word embeddings with a padding_idx: <pad> is the CTC blank")
+        filler = word_embeddings.weight[blank] * scale  # what a typed <pad> reads as
+        labels = logits.argmax(-1)
+        lengths = valid.sum(1).tolist()  # clips are padded on the right: the valid frames come first
+        clips = zip(tokens, labels, lengths, strict=True)
+        return torch.cat([_compress(clip[:n], heard[:n], blank, filler) for clip, heard, n in clips])
