@@ -152,6 +152,13 @@ def test_a_compressed_ear_reads_like_the_typed_words(hearing_processor):
     assert torch.allclose(tokens, typed, atol=1e-5)
 
 
+def test_compression_without_a_blank_is_a_clear_error(hearing_processor):
+    encoder = AudioEncoder(COMPRESSED, text_hidden_size=64, text_vocab_size=50).eval()
+    features = hearing_processor.feature_extractor([tone(0.5)], return_tensors="pt")
+    with pytest.raises(ValueError, match="padding_idx"):
+        encoder(features["input_features"], features["input_features_mask"], torch.nn.Embedding(50, 64))
+
+
 def test_compression_merges_each_run_of_one_word():
     """Runs of one label become their mean; a word said twice with a blank between stays two words."""
     tokens = torch.arange(14.0).reshape(7, 2)

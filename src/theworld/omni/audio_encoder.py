@@ -6,7 +6,7 @@ TheWorld-tiny.
 
 Each audio token is what the language model would read if the words had been typed: a CTC head (the
 `transcriber`) says which text token is being spoken at that moment, and the audio token is the expected
-word embedding under that distribution (blank = `<pad>`, whose embedding is zero), plus a linear projection
+word embedding under that distribution (blank = `<pad>`), plus a linear projection
 of the acoustics for what words do not carry. Speech LLMs that bridge with CTC posteriors do the same; it
 lets a tiny model trained for minutes on CPU hear its typed vocabulary instead of learning a new one.
 
@@ -45,11 +45,10 @@ def _compress(tokens: torch.Tensor, labels: torch.Tensor, blank: int, filler: to
     new_run[1:] = labels[1:] != labels[:-1]
     run = new_run.cumsum(0) - 1
     spoken = labels != blank
-    _, which = torch.unique_consecutive(run[spoken], return_inverse=True)
-    count = int(which.max()) + 1 if len(which) else 0
-    merged = tokens.new_zeros(count, tokens.shape[1]).index_add(0, which, tokens[spoken])
-    merged = merged / torch.bincount(which, minlength=count).clamp(min=1).unsqueeze(1).to(tokens.dtype)
-    return torch.cat([filler.expand(len(labels) - count, -1), merged])
+    _, which, frames = torch.unique_consecutive(run[spoken], return_inverse=True, return_counts=True)
+    merged = tokens.new_zeros(len(frames), tokens.shape[1]).index_add(0, which, tokens[spoken])
+    merged = merged / frames.unsqueeze(1).to(tokens.dtype)
+    return torch.cat([filler.expand(len(labels) - len(frames), -1), merged])
 
 
 def audio_token_count(num_mel_frames: int, reduction_factor: int) -> int:
