@@ -160,14 +160,17 @@ def test_compression_without_a_blank_is_a_clear_error(hearing_processor):
 
 
 def test_compression_merges_each_run_of_one_word():
-    """Runs of one label become their mean; a word said twice with a blank between stays two words."""
+    """Runs of one label become their mean, labelled with the word; a word said twice with a blank between stays
+    two words."""
     tokens = torch.arange(14.0).reshape(7, 2)
     labels = torch.tensor([0, 5, 5, 0, 5, 7, 0])
     filler = torch.full((2,), -1.0)
-    merged = _compress(tokens, labels, blank=0, filler=filler)
+    merged, heard = _compress(tokens, labels, blank=0, filler=filler)
     expected = torch.tensor([[-1, -1], [-1, -1], [-1, -1], [-1, -1], [3, 4], [8, 9], [10, 11]], dtype=torch.float)
     assert torch.equal(merged, expected)
-    assert torch.equal(_compress(tokens, torch.zeros(7, dtype=torch.long), 0, filler), filler.expand(7, 2))
+    assert heard.tolist() == [0, 0, 0, 0, 5, 5, 7]
+    silent, nothing = _compress(tokens, torch.zeros(7, dtype=torch.long), 0, filler)
+    assert torch.equal(silent, filler.expand(7, 2)) and nothing.tolist() == [0] * 7
 
 
 def test_content_words_score_what_the_answer_hangs_on():

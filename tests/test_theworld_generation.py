@@ -136,8 +136,8 @@ def test_world_changes_the_logits_and_the_ablation_restores_the_baseline(model, 
 
 def test_world_embeddings_are_computed_once_per_generate(model, inputs, monkeypatch):
     calls = []
-    original = model.encode_world
-    monkeypatch.setattr(model, "encode_world", lambda *a, **k: calls.append(1) or original(*a, **k))
+    original = model.imagine
+    monkeypatch.setattr(model, "imagine", lambda *a, **k: calls.append(1) or original(*a, **k))
     model.generate(**inputs, num_world_steps=2, max_new_tokens=8)
     assert len(calls) == 1
 

@@ -54,6 +54,15 @@ def evaluate(
     for name, errors in report.rollout.items():
         rollout.add_row(name, *[f"{e:.4f}" for e in errors])
     console.print(rollout)
+    if report.object_reading:
+        reading = Table(title="object reader on the test clips: the current frame, then each imagined one")
+        reading.add_column("measure")
+        frames = len(report.object_reading["position_error_px"])
+        for step in range(frames):
+            reading.add_column("now" if step == 0 else f"step {step}", justify="right")
+        reading.add_row("position error (px)", *[f"{e:.2f}" for e in report.object_reading["position_error_px"]])
+        reading.add_row("presence right", *[f"{100 * a:.1f}%" for a in report.object_reading["presence_accuracy"]])
+        console.print(reading)
     if speech_report is not None:
         _print_speech(speech_report)
     if json_path is not None:

@@ -11,7 +11,7 @@ __all__ = ["train"]
 
 
 def train(
-    stage: str = typer.Argument("all", help="all | vae | dynamics | language | hearing | speaking"),
+    stage: str = typer.Argument("all", help="all | vae | dynamics | objects | language | hearing | speaking"),
     output_dir: Path = typer.Option(Path("runs/theworld-tiny"), help="The checkpoint folder the stages build."),
     settings: str = typer.Option("full", help="full (the shipped model) | smoke (a few steps, for tests)."),
     seed: int | None = typer.Option(None, help="Override the settings' seed."),
@@ -22,10 +22,13 @@ def train(
     speech_steps: int | None = typer.Option(None, min=1, help="Override the hearing stage's steps."),
     threads: int | None = typer.Option(1, help="PyTorch CPU threads (1 is fastest on 2-core machines)."),
 ) -> None:
-    """Train the tiny default model from scratch on ToyWorld: tokenizer, VAE, dynamics, then language.
+    """Train the tiny default model from scratch on ToyWorld: tokenizer, VAE, dynamics, object reader, language,
+    hearing, speaking.
 
     A stage run on a folder that already has it continues from its weights: the shipped model ran `vae`,
-    `dynamics`, `language`, `language --language-steps 2000 --seed 1`, `hearing`, `speaking`, in that order."""
+    `dynamics`, `language`, `language --language-steps 2000 --seed 1`, `hearing`, `speaking` (with the
+    space-to-depth world projector of the time), then `objects` (which swapped in the object reader),
+    `language`, `hearing --ears-steps 0`, in that order."""
     from theworld.training.recipe import SETTINGS, STAGES, run_stage, train_all
 
     set_threads(threads)

@@ -32,6 +32,10 @@ class TheWorldConfig(Gemma3Config):
     world_image_size (`int`): frames are resized to this square size before the VAE.
     world_pool (`int`): latent pixels per side merged into one world token (space-to-depth).
     world_projector_hidden_size (`int`): hidden width of the projector MLP; None uses the text hidden size.
+    world_objects (`dict`): when set, the projector is the object reader (`theworld.modeling.object_reader`):
+        one world token per named object slot per frame instead of space-to-depth regions. Keys: "names" (one
+        word per slot, e.g. the palette colours), "token_ids" (each name's token id), "num_kinds" (object kinds
+        it classifies), "hidden_size" (the detector's width).
     max_world_steps (`int`): the largest `num_world_steps` the temporal embedding covers.
     num_world_steps (`int`): the default number of imagined future frames at generation.
     dynamics_config (`dict`): settings of the dynamics model (see `theworld.modeling.dynamics`).
@@ -49,6 +53,7 @@ class TheWorldConfig(Gemma3Config):
     world_image_size: int = 64
     world_pool: int = 2
     world_projector_hidden_size: int | None = None
+    world_objects: dict[str, Any] | None = None
     max_world_steps: int = 8
     num_world_steps: int = 0
     dynamics_config: dict[str, Any] | None = None
@@ -72,6 +77,10 @@ class TheWorldConfig(Gemma3Config):
             raise ValueError(f"world_encoder_type must be 'wan' or 'cosmos', got {self.world_encoder_type!r}")
         if self.world_pool < 1 or self.max_world_steps < 0 or self.num_world_steps < 0:
             raise ValueError("world_pool must be >= 1, and max_world_steps and num_world_steps >= 0")
+        if self.world_objects is not None:
+            names, ids = self.world_objects.get("names", []), self.world_objects.get("token_ids", [])
+            if not names or len(names) != len(ids):
+                raise ValueError("world_objects needs as many 'token_ids' as 'names', one per object slot")
         if self.audio_config is not None and self.audio_token_id is None:
             raise ValueError("audio_config needs audio_token_id (the <audio_soft_token> id)")
         if self.num_world_steps > self.max_world_steps:

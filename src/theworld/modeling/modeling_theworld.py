@@ -33,6 +33,7 @@ from theworld.modeling.configuration_theworld import TheWorldConfig
 from theworld.modeling.dynamics import ZeroConv2d, build_dynamics
 from theworld.modeling.gguf import GGUF_MODELS, convert_gguf_to_folder, resolve_gguf
 from theworld.modeling.names import resolve_model_name
+from theworld.modeling.object_reader import ObjectReader
 from theworld.modeling.presets import SMALL_SIGLIP
 from theworld.modeling.world_encoder import VAE_CLASSES, WorldEncoder
 from theworld.modeling.world_projector import WorldProjector
@@ -78,9 +79,13 @@ class TheWorld(Gemma3ForConditionalGeneration):
         self.world_encoder = WorldEncoder(
             config.world_encoder_type, config.world_encoder_config, config.world_image_size
         )
+        self.dynamics = build_dynamics(self.world_encoder.latent_channels, config.dynamics_config)
+        self._build_world_projector()
+
+    def _build_world_projector(self) -> None:
+        config = self.config
         channels = self.world_encoder.latent_channels
         text_hidden = config.text_config.hidden_size
-        self.dynamics = build_dynamics(channels, config.dynamics_config)
         self.world_projector = WorldProjector(
             channels,
             config.world_pool,
@@ -88,6 +93,29 @@ class TheWorld(Gemma3ForConditionalGeneration):
             text_hidden,
             config.max_world_steps,
         )
+        if config.world_objects is not None:
+            self._build_object_reader()
+
+    def _build_object_reader(self) -> None:
+        config = self.config
+        self.object_reader = ObjectReader(
+            self.world_encoder.latent_channels,
+            config.world_objects["token_ids"],
+            config.world_objects["num_kinds"],
+            config.world_objects["hidden_size"],
+            config.text_config.hidden_size,
+            config.max_world_steps,
+        )
+
+    def add_object_reader(self, world_objects: dict) -> None:
+        """Give the world an object reader (`config.world_objects`, with token ids): its tokens join the world
+        tokens, and its reading of each object joins every mention of the object's name."""
+        self.config.world_objects = dict(world_objects)
+        self.config.validate_architecture()
+        reference = self.lm_head.weight
+        self._build_object_reader()
+        self.object_reader.apply(self._init_weights)
+        self.object_reader.to(device=reference.device, dtype=reference.dtype)
 
     def add_audio_encoder(self, audio_config: dict, audio_token_id: int) -> None:
         """Give the model ears: a fresh audio encoder, and room in the embeddings for the audio tokens."""
@@ -110,7 +138,8 @@ class TheWorld(Gemma3ForConditionalGeneration):
     # ----------------------------------------------------------------------------------------------- world
     @property
     def tokens_per_world_step(self) -> int:
-        return self.world_projector.tokens_per_frame(self.world_encoder.latent_size)
+        regions = self.world_projector.tokens_per_frame(self.world_encoder.latent_size)
+        return regions + (self.object_reader.tokens_per_frame() if self.config.world_objects is not None else 0)
 
     def _world_steps(self, num_world_steps: int | None, skip_world_tokens: bool, has_image: bool) -> int | None:
         """The number of imagined frames for this call, or None when the call is plain Gemma 3."""
@@ -155,7 +184,19 @@ class TheWorld(Gemma3ForConditionalGeneration):
 
     def encode_world(self, pixel_values: torch.Tensor, num_world_steps: int) -> torch.Tensor:
         """World token embeddings for each image: (N, (1 + k) * tokens_per_world_step, hidden)."""
-        return self.world_projector(self.imagine(pixel_values, num_world_steps))
+        return self.project_world(self.imagine(pixel_values, num_world_steps))[0]
+
+    def project_world(self, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """World tokens (N, (1 + k) * tokens_per_world_step, hidden) of latents (N, 1 + k, C, h, w), and with an
+        object reader, each object's course (N, objects, course) for the prompt's mentions of it."""
+        regions = self.world_projector(latents)
+        if self.config.world_objects is None:
+            return regions, None
+        objects, courses = self.object_reader(latents, self.get_input_embeddings())
+        steps = latents.shape[1]
+        # Frame by frame: the frame's regions, then its objects.
+        tokens = torch.cat([regions.unflatten(1, (steps, -1)), objects.unflatten(1, (steps, -1))], dim=2)
+        return tokens.flatten(1, 2), courses
 
     def _embed_inputs(
         self,
@@ -163,9 +204,10 @@ class TheWorld(Gemma3ForConditionalGeneration):
         pixel_values: torch.Tensor | None = None,
         input_features: torch.Tensor | None = None,
         input_features_mask: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+    ) -> tuple[torch.Tensor, torch.LongTensor]:
         """The embeddings Gemma3Model.forward builds (scaled token embeddings with image features scattered in),
-        with the audio encoder's tokens scattered into the `<audio_soft_token>` positions."""
+        with the audio encoder's tokens scattered into the `<audio_soft_token>` positions; and the ids as heard:
+        `input_ids` with each audio token replaced by the word the audio encoder hears there."""
         if input_features is not None and self.config.audio_config is None:
             raise ValueError("This model has no audio encoder, so it cannot hear; use a model trained with speech")
         image_token_id = self.config.image_token_id
@@ -179,11 +221,13 @@ class TheWorld(Gemma3ForConditionalGeneration):
         if input_features is not None:
             if input_features_mask is None:
                 input_features_mask = torch.ones(input_features.shape[:2], dtype=torch.bool, device=embeds.device)
-            features = self.audio_encoder(
-                input_features.to(self.dtype), input_features_mask, self.get_input_embeddings()
+            features, heard = self.audio_encoder(
+                input_features.to(self.dtype), input_features_mask, self.get_input_embeddings(), return_labels=True
             )
-            embeds = _scatter(embeds, input_ids == self.config.audio_token_id, features, "audio")
-        return embeds
+            is_audio = input_ids == self.config.audio_token_id
+            embeds = _scatter(embeds, is_audio, features, "audio")
+            input_ids = input_ids.masked_scatter(is_audio, heard.to(input_ids.dtype))
+        return embeds, input_ids
 
     def build_world_inputs(
         self,
@@ -208,9 +252,8 @@ class TheWorld(Gemma3ForConditionalGeneration):
         pixel_values = pixel_values.to(self.dtype)
         sow, eow, world_id = self.config.world_token_ids
         if world_latents is None:
-            world_embeds = self.encode_world(pixel_values, num_world_steps)
-        else:
-            world_embeds = self.world_projector(world_latents[:, : num_world_steps + 1].to(self.dtype))
+            world_latents = self.imagine(pixel_values, num_world_steps)
+        world_embeds, courses = self.project_world(world_latents[:, : num_world_steps + 1].to(self.dtype))
         block = world_embeds.shape[1] + 2
         batch, length = input_ids.shape
         device = input_ids.device
@@ -244,8 +287,13 @@ class TheWorld(Gemma3ForConditionalGeneration):
         ids[block_rows, block_positions] = block_ids
         mask[block_rows, block_positions] = 1
 
-        embeds = self._embed_inputs(ids, pixel_values, input_features, input_features_mask)
+        embeds, heard_ids = self._embed_inputs(ids, pixel_values, input_features, input_features_mask)
         embeds[block_rows[:, 1:-1], block_positions[:, 1:-1]] = world_embeds.to(embeds.dtype)
+        if courses is not None:
+            first_image = torch.cumsum(images_per_row, 0) - images_per_row  # global index of each row's first image
+            image_of = first_image[:, None] + (ids == self.config.boi_token_id).cumsum(1) - 1  # the latest image
+            # Spoken names count too: heard_ids hold what the audio encoder hears at each audio token.
+            embeds = _add_mentions(embeds, heard_ids, image_of, courses, self.object_reader)
 
         new_token_type_ids = None
         if token_type_ids is not None:
@@ -282,7 +330,7 @@ class TheWorld(Gemma3ForConditionalGeneration):
                 input_features=input_features,
                 input_features_mask=input_features_mask,
             )
-        embeds = self._embed_inputs(input_ids, pixel_values, input_features, input_features_mask)
+        embeds, _ = self._embed_inputs(input_ids, pixel_values, input_features, input_features_mask)
         positions = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
         mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask
         return WorldInputs(input_ids, embeds, mask, _image_types(token_type_ids), None, positions)
@@ -517,7 +565,9 @@ class TheWorld(Gemma3ForConditionalGeneration):
             self.resize_token_embeddings(vocab_size, mean_resizing=False)
         reference = self.lm_head.weight
         self._build_world_modules()
-        for name in ("world_encoder", "dynamics", "world_projector"):
+        for name in ("world_encoder", "dynamics", "world_projector", "object_reader"):
+            if not hasattr(self, name):
+                continue
             module = getattr(self, name)
             module.apply(self._init_weights)
             module.to(device=reference.device, dtype=reference.dtype)
@@ -552,6 +602,37 @@ def _scatter(embeds: torch.Tensor, mask: torch.Tensor, features: torch.Tensor, k
             "build the inputs with this model's processor"
         )
     return embeds.masked_scatter(mask.unsqueeze(-1), features.to(embeds.dtype))
+
+
+def _add_mentions(
+    embeds: torch.Tensor, ids: torch.Tensor, image_of: torch.Tensor, courses: torch.Tensor, reader: ObjectReader
+) -> torch.Tensor:
+    """Add to every token naming an object (`reader.slot_token_ids`) after an image the embedding of that object
+    as the latest image before it (`image_of`, -1 before the first) shows it, and of its relation to the object
+    named just before it after the same image: entity injection, as knowledge-enhanced LMs (ERNIE, KnowBERT)
+    add an entity's embedding to its mentions. A tiny language model trained for minutes does not learn to look
+    an object up by name among the world tokens (the README's "ToyWorld and TheWorld-tiny"); here the name
+    carries it."""
+    is_name = ids.unsqueeze(-1) == torch.tensor(reader.slot_token_ids, device=ids.device)
+    rows, positions = (is_name.any(-1) & (image_of >= 0)).nonzero(as_tuple=True)  # row-major: prompt order
+    if len(rows) == 0:
+        return embeds
+    images, slots = image_of[rows, positions], is_name[rows, positions].int().argmax(-1)
+    mentioned = courses[images, slots]
+    # The object named before: the last mention of another object after the same image (a word heard over
+    # several audio frames is several mentions of one object, not a pair).
+    before, run_slot, run_before = [], None, -1
+    for m, (image, slot) in enumerate(zip(images.tolist(), slots.tolist(), strict=True)):
+        if m == 0 or image != images[m - 1]:  # image indices are global, so this is also a new row
+            run_slot, run_before = None, -1
+        if slot != run_slot:
+            run_before = m - 1 if run_slot is not None else -1
+            run_slot = slot
+        before.append(run_before)
+    before = torch.tensor(before, device=ids.device)
+    previous = torch.where((before >= 0).unsqueeze(-1), mentioned[before.clamp(min=0)], 0.0)
+    added = reader.embed_mentions(mentioned, previous).to(embeds.dtype)
+    return embeds.index_put((rows, positions), added, accumulate=True)
 
 
 def _image_types(token_type_ids: torch.Tensor | None) -> torch.Tensor | None:

@@ -9,8 +9,9 @@ from typing import Any
 from transformers import PreTrainedTokenizerBase
 
 from theworld.modeling.configuration_theworld import TINY_WAN_VAE, TheWorldConfig
+from theworld.toyworld.physics import COLOURS, KINDS
 
-__all__ = ["PRESETS", "SMALL_SIGLIP", "config_from_name"]
+__all__ = ["PRESETS", "SMALL_SIGLIP", "config_from_name", "resolve_world_objects"]
 
 # A small SigLIP (about 10M parameters at 224 px): the 100M preset's, and the vision tower a text-only Gemma 3
 # gets when TheWorld wraps it, freshly initialised.
@@ -71,6 +72,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "world": {
             "world_image_size": 64,
             "world_pool": 8,  # 2x2 world tokens per frame, each a quadrant; space-to-depth keeps every value
+            # And one per palette colour per frame, from the object reader (every ToyWorld shape has its own colour).
+            "world_objects": {"names": list(COLOURS), "num_kinds": len(KINDS), "hidden_size": 96},
             "num_world_steps": 4,
             "max_world_steps": 4,
             "world_encoder_config": TINY_WAN_VAE,
@@ -141,4 +144,18 @@ def config_from_name(name: str, tokenizer: PreTrainedTokenizerBase, **overrides:
         **copy.deepcopy(preset["world"]),
     )
     fields.update(overrides)
+    if fields.get("world_objects") is not None:
+        fields["world_objects"] = resolve_world_objects(fields["world_objects"], tokenizer)
     return TheWorldConfig(**fields)
+
+
+def resolve_world_objects(world_objects: dict[str, Any], tokenizer: PreTrainedTokenizerBase) -> dict[str, Any]:
+    """`world_objects` with each name's token id as it reads mid-sentence (" red"): object slots start from these
+    embeddings, and the prompt's mentions of them are found by these ids."""
+    ids = []
+    for word in world_objects["names"]:
+        pieces = tokenizer(f" {word}", add_special_tokens=False).input_ids
+        if len(pieces) != 1:
+            raise ValueError(f"The object name {word!r} is {len(pieces)} tokens for this tokenizer; it must be one")
+        ids.append(pieces[0])
+    return dict(world_objects, token_ids=ids)

@@ -37,10 +37,12 @@ TINY_AUDIO_ENCODER = {
 }
 
 
-def _compress(tokens: torch.Tensor, labels: torch.Tensor, blank: int, filler: torch.Tensor) -> torch.Tensor:
-    """One clip's (T, H) tokens with their (T,) greedy labels -> (T, H): each run of one non-blank label merged
-    into its mean, right-aligned after `filler` rows. Hand-written: a few lines of index arithmetic, and no
-    library in our stack compresses CTC frames."""
+def _compress(
+    tokens: torch.Tensor, labels: torch.Tensor, blank: int, filler: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One clip's (T, H) tokens with their (T,) greedy labels -> (T, H) tokens and their (T,) labels: each run of
+    one non-blank label merged into its mean, right-aligned after `filler` rows (labelled `blank`).
+    Hand-written: a few lines of index arithmetic, and no library in our stack compresses CTC frames."""
     new_run = torch.ones_like(labels, dtype=torch.bool)
     new_run[1:] = labels[1:] != labels[:-1]
     run = new_run.cumsum(0) - 1
@@ -48,7 +50,9 @@ def _compress(tokens: torch.Tensor, labels: torch.Tensor, blank: int, filler: to
     _, which, frames = torch.unique_consecutive(run[spoken], return_inverse=True, return_counts=True)
     merged = tokens.new_zeros(len(frames), tokens.shape[1]).index_add(0, which, tokens[spoken])
     merged = merged / frames.unsqueeze(1).to(tokens.dtype)
-    return torch.cat([filler.expand(len(labels) - len(frames), -1), merged])
+    heard = labels[spoken][torch.cumsum(frames, 0) - 1]  # one label per merged run
+    freed = len(labels) - len(frames)
+    return torch.cat([filler.expand(freed, -1), merged]), torch.cat([labels.new_full((freed,), blank), heard])
 
 
 def audio_token_count(num_mel_frames: int, reduction_factor: int) -> int:
@@ -77,22 +81,28 @@ class AudioEncoder(nn.Module):
         return self.norm(output.last_hidden_state), ~output.audio_mel_mask
 
     def forward(
-        self, input_features: torch.Tensor, input_features_mask: torch.Tensor, word_embeddings: nn.Embedding
-    ) -> torch.Tensor:
+        self,
+        input_features: torch.Tensor,
+        input_features_mask: torch.Tensor,
+        word_embeddings: nn.Embedding,
+        return_labels: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """The valid audio tokens of every clip, in order: (total tokens, text hidden). `word_embeddings` is the
-        language model's (scaled) input embedding."""
+        language model's (scaled) input embedding. With `return_labels`, also each token's greedy transcription
+        (total tokens,): the word it hears, or the blank."""
         states, valid = self.encode(input_features, input_features_mask)
         logits = self.transcriber(states)
         scale = getattr(word_embeddings, "embed_scale", 1.0)
         tokens = logits.softmax(-1).to(word_embeddings.weight.dtype) @ word_embeddings.weight * scale
         tokens = tokens + self.projector(states)
+        labels = logits.argmax(-1)
         if not self.ctc_compression:
-            return tokens[valid]
+            return (tokens[valid], labels[valid]) if return_labels else tokens[valid]
         blank = word_embeddings.padding_idx
         if blank is None:
             raise ValueError("CTC compression needs word embeddings with a padding_idx: <pad> is the CTC blank")
         filler = word_embeddings.weight[blank] * scale  # what a typed <pad> reads as
-        labels = logits.argmax(-1)
         lengths = valid.sum(1).tolist()  # clips are padded on the right: the valid frames come first
         clips = zip(tokens, labels, lengths, strict=True)
-        return torch.cat([_compress(clip[:n], heard[:n], blank, filler) for clip, heard, n in clips])
+        merged, heard = zip(*[_compress(clip[:n], said[:n], blank, filler) for clip, said, n in clips], strict=True)
+        return (torch.cat(merged), torch.cat(heard)) if return_labels else torch.cat(merged)

@@ -10,10 +10,11 @@ from tqdm.auto import tqdm
 from transformers import Gemma3Processor
 
 from theworld.modeling.modeling_theworld import TheWorld
-from theworld.toyworld import make_examples
+from theworld.toyworld import make_examples, simulate, split_seeds
 from theworld.training.data import simulate_clips, to_model_range
-from theworld.training.dynamics import rollout_errors
+from theworld.training.dynamics import encode_clips, rollout_errors
 from theworld.training.language import chat_messages
+from theworld.training.objects import object_targets, reading_errors
 from theworld.training.vae import reconstruction_psnr
 
 __all__ = ["EvalReport", "answer_chats", "answer_questions", "evaluate"]
@@ -26,6 +27,8 @@ class EvalReport:
     num_questions: dict[str, int] = field(default_factory=dict)
     vae_psnr_db: float = float("nan")
     rollout: dict[str, list[float]] = field(default_factory=dict)
+    # With an object reader: its errors on the current frame and each imagined one (`objects.reading_errors`).
+    object_reading: dict[str, list[float]] = field(default_factory=dict)
 
 
 @torch.no_grad()
@@ -96,4 +99,9 @@ def evaluate(
     clips = to_model_range(simulate_clips("test", min(num_clips, 64)))
     report.vae_psnr_db = reconstruction_psnr(model.world_encoder.vae, clips.flatten(0, 1))
     report.rollout = rollout_errors(model.dynamics, model.world_encoder, clips, rollout_steps=k)
+    if model.config.world_objects is not None:
+        test_clips = [simulate(seed) for seed in split_seeds("test", min(num_clips, 64))]
+        latents = encode_clips(model.world_encoder, to_model_range(np.stack([clip.frames for clip in test_clips])))
+        targets = object_targets(test_clips, model.config.world_objects["names"])
+        report.object_reading = reading_errors(model.object_reader, model.dynamics, latents, targets, rollout_steps=k)
     return report

@@ -1,8 +1,9 @@
-"""The recipes that build TheWorld-tiny from nothing, on CPU: tokenizer + processor, VAE, dynamics, language.
+"""The recipes that build TheWorld-tiny from nothing, on CPU: tokenizer + processor, VAE, dynamics, object
+reader, language, hearing, speaking.
 
 Each stage reads the checkpoint folder the previous one wrote and writes it back atomically, so
-`theworld train vae`, `... dynamics`, `... language` run one at a time, and `theworld train all` runs them in
-order. Everything is seeded: the same settings give the same checkpoint.
+`theworld train vae`, `... dynamics`, `... objects`, `... language` run one at a time, and `theworld train all`
+runs them in order. Everything is seeded: the same settings give the same checkpoint.
 """
 
 import json
@@ -19,16 +20,17 @@ from rich.console import Console
 from transformers import AutoProcessor
 
 from theworld.modeling.modeling_theworld import TheWorld
-from theworld.modeling.presets import config_from_name
+from theworld.modeling.presets import PRESETS, config_from_name, resolve_world_objects
 from theworld.modeling.processing import build_processor, train_tokenizer
 from theworld.omni.audio_encoder import TINY_AUDIO_ENCODER
 from theworld.omni.processing import add_hearing_to_processor
 from theworld.omni.talker import SPEAKER_FOLDERS, Speaker
-from theworld.toyworld import ANSWER_VOCAB, make_examples
+from theworld.toyworld import ANSWER_VOCAB, make_examples, simulate, split_seeds
 from theworld.training import speech
 from theworld.training.data import simulate_clips, to_model_range
 from theworld.training.dynamics import encode_clips, train_dynamics
 from theworld.training.language import ChatTensors, encode_chats, imagine_latents, pixel_values_of, train_language
+from theworld.training.objects import object_targets, reading_errors, train_object_reader
 from theworld.training.vae import latent_statistics, reconstruction_psnr, train_vae
 
 __all__ = ["STAGES", "SETTINGS", "RecipeSettings", "run_stage", "train_all"]
@@ -45,6 +47,9 @@ class RecipeSettings:
     dynamics_clips: int = 800
     dynamics_steps: int = 1000
     dynamics_batch_size: int = 32
+    objects_clips: int = 800
+    objects_steps: int = 3000
+    objects_batch_size: int = 64
     language_clips: int = 2000
     questions_per_clip: int = 6
     language_steps: int = 1500
@@ -82,6 +87,9 @@ SETTINGS = {
         dynamics_clips=4,
         dynamics_steps=2,
         dynamics_batch_size=4,
+        objects_clips=4,
+        objects_steps=2,
+        objects_batch_size=8,
         language_clips=6,
         questions_per_clip=2,
         language_steps=2,
@@ -143,6 +151,39 @@ def _stage_dynamics(model: TheWorld, settings: RecipeSettings) -> dict:
         seed=settings.seed,
     )
     return {"dynamics_train_mse": mse}
+
+
+def _stage_objects(model: TheWorld, processor, settings: RecipeSettings) -> dict:
+    """The object reader's detector, on encoded and imagined latents of ToyWorld clips. A checkpoint without an
+    object reader gets one first, so a language stage after this one must teach the language model to read it."""
+    if model.config.world_objects is None:
+        world_objects = PRESETS[settings.preset]["world"].get("world_objects")
+        if world_objects is None:
+            raise ValueError(f"The preset {settings.preset!r} names no world objects for an object reader")
+        model.add_object_reader(resolve_world_objects(world_objects, processor.tokenizer))
+    names = model.config.world_objects["names"]
+    clips = [simulate(seed) for seed in split_seeds("train", settings.objects_clips)]
+    latents = encode_clips(model.world_encoder, to_model_range(np.stack([clip.frames for clip in clips])))
+    loss = train_object_reader(
+        model.object_reader,
+        model.dynamics,
+        latents,
+        object_targets(clips, names),
+        settings.objects_steps,
+        model.config.num_world_steps,
+        batch_size=settings.objects_batch_size,
+        seed=settings.seed,
+    )
+    held_out = [simulate(seed) for seed in split_seeds("val", max(settings.objects_clips // 8, 2))]
+    held_out_latents = encode_clips(model.world_encoder, to_model_range(np.stack([c.frames for c in held_out])))
+    errors = reading_errors(
+        model.object_reader,
+        model.dynamics,
+        held_out_latents,
+        object_targets(held_out, names),
+        rollout_steps=model.config.num_world_steps,
+    )
+    return {"objects_train_loss": loss, **{f"objects_val_{name}": value for name, value in errors.items()}}
 
 
 def _stage_language(model: TheWorld, processor, settings: RecipeSettings) -> dict:
@@ -273,7 +314,7 @@ def _measured(measure, *args):
         return {"error": f"{type(error).__name__}: {error}"}
 
 
-STAGES = ("vae", "dynamics", "language", "hearing", "speaking")
+STAGES = ("vae", "dynamics", "objects", "language", "hearing", "speaking")
 
 
 def run_stage(stage: str, output_dir: Path, settings: RecipeSettings) -> dict:
@@ -294,6 +335,8 @@ def run_stage(stage: str, output_dir: Path, settings: RecipeSettings) -> dict:
         metrics = _stage_vae(model, settings)
     elif stage == "dynamics":
         metrics = _stage_dynamics(model, settings)
+    elif stage == "objects":
+        metrics = _stage_objects(model, processor, settings)
     elif stage == "language":
         metrics = _stage_language(model, processor, settings)
     elif stage == "hearing":
@@ -349,4 +392,6 @@ def _umask() -> int:
 
 
 def _fmt(value) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(map(_fmt, value)) + "]"
     return f"{value:.4g}" if isinstance(value, float) else str(value)

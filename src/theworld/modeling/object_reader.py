@@ -1,0 +1,155 @@
+"""The object reader: per-frame latents -> one world token per object, and what each mention of an object gets.
+
+The space-to-depth projector (`world_projector.py`) hands the language model a few tokens that each mix every
+object in a region (good for "where will it be": each is a quadrant); a tiny language model then has to
+untangle which colour is where before it can compare two objects, and in minutes of CPU training it does not
+(README, "ToyWorld and TheWorld-tiny"). The object reader does the binding instead: one slot per object the
+world can hold (ToyWorld's palette colours), each a learned query attending over a small CNN's reading of the
+frame's latents. Where it attends gives the object's position (a soft-argmax over the latent grid, finer than a
+cell); what it reads gives the rest of its state. That is slot attention (Locatello et al. 2020) with one round
+and fixed, named slots, since every ToyWorld object has its own colour. It reads imagined latents exactly as it
+reads encoded ones.
+
+The decoded state is explicit and supervised by the simulator (`training/objects.py`): present, x, y, radius,
+kind, vx, vy. The language model gets it twice:
+- as world tokens, after each frame's region tokens: per slot, the embedding of the slot's name word plus an MLP
+  of the state, plus the world step's embedding;
+- at every mention of the name in the prompt (`TheWorld` adds `embed_mentions` there): an MLP of the object's
+  whole course (its states over the current and imagined frames), and at a mention that follows another
+  object's, a relation embedding of the pair.
+"""
+
+import torch
+from torch import nn
+
+__all__ = ["OBJECT_STATE", "ObjectDetector", "ObjectReader"]
+
+# The decoded state of one object, in order: presence logit, x, y (fractions of the frame, from the soft-argmax),
+# radius, kind logits, vx, vy (radius and velocity scaled as `training.objects.object_targets` scales them).
+OBJECT_STATE = ("present", "x", "y", "radius", "kind", "vx", "vy")
+
+
+class ObjectDetector(nn.Module):
+    """Latents -> one decoded state per named slot: a CNN over the latents and their coordinates, one learned
+    query per slot attending over it, a soft-argmax for the position and an MLP for the rest."""
+
+    def __init__(self, latent_channels: int, num_slots: int, num_kinds: int, hidden_size: int):
+        super().__init__()
+        self.num_kinds = num_kinds
+        self.features = nn.Sequential(
+            nn.Conv2d(latent_channels + 2, hidden_size, 3, padding=1),
+            nn.GELU(),
+            nn.Conv2d(hidden_size, hidden_size, 3, padding=1),
+            nn.GELU(),
+            nn.Conv2d(hidden_size, hidden_size, 3, padding=1),
+        )
+        self.keys = nn.Linear(hidden_size, hidden_size)
+        self.queries = nn.Parameter(torch.randn(num_slots, hidden_size) / hidden_size**0.5)
+        self.state = nn.Sequential(
+            nn.Linear(hidden_size, hidden_size), nn.GELU(), nn.Linear(hidden_size, 4 + num_kinds + 2)
+        )
+
+    def forward(self, latents: torch.Tensor) -> torch.Tensor:
+        """(N, C, h, w) latents -> (N, slots, state_size) decoded states (see `OBJECT_STATE`; logits, not
+        probabilities, for presence and kind)."""
+        n, _, h, w = latents.shape
+        ys, xs = torch.meshgrid(
+            (torch.arange(h, device=latents.device, dtype=latents.dtype) + 0.5) / h,
+            (torch.arange(w, device=latents.device, dtype=latents.dtype) + 0.5) / w,
+            indexing="ij",
+        )
+        grid = torch.stack([xs, ys])  # (2, h, w): each cell's centre, as a fraction of the frame
+        features = self.features(torch.cat([latents, grid.expand(n, -1, -1, -1) * 2 - 1], dim=1))
+        features = features.flatten(2).transpose(1, 2)  # (N, h*w, hidden)
+        scores = self.keys(features) @ self.queries.T / features.shape[-1] ** 0.5
+        attention = scores.softmax(dim=1).transpose(1, 2)  # (N, slots, h*w): over positions, per slot
+        where = attention @ grid.flatten(1).T  # (N, slots, 2): the soft-argmax position
+        what = self.state(attention @ features)
+        # The MLP may nudge the soft-argmax (a shape's centre is not where its pixels' weight is, near a wall).
+        return torch.cat([what[..., :1], where + what[..., 1:3] * 0.05, what[..., 3:]], dim=-1)
+
+
+class ObjectReader(nn.Module):
+    def __init__(
+        self,
+        latent_channels: int,
+        slot_token_ids: list[int],
+        num_kinds: int,
+        hidden_size: int,
+        text_hidden_size: int,
+        max_steps: int,
+    ):
+        super().__init__()
+        self.slot_token_ids = list(slot_token_ids)  # a list, not a buffer: from_pretrained builds buffers on meta
+        self.num_kinds = num_kinds
+        # Perception: trained against the simulator's states, then frozen while the language model learns.
+        self.detector = ObjectDetector(latent_channels, len(slot_token_ids), num_kinds, hidden_size)
+        # Reading: what the language model receives for each slot (trained with the language model).
+        self.state_embedding = nn.Sequential(
+            nn.Linear(self.state_size, text_hidden_size), nn.GELU(), nn.Linear(text_hidden_size, text_hidden_size)
+        )
+        self.step_embedding = nn.Embedding(max_steps + 1, text_hidden_size)
+        # Mentions: what is added to each mention of a slot's name in the prompt: the object's course (its states
+        # over every frame), and at a mention that follows another, a relation embedding of the pair's courses.
+        self.max_steps = max_steps
+        course_size = (max_steps + 1) * self.state_size
+        self.mention_embedding = nn.Sequential(
+            nn.Linear(course_size, text_hidden_size), nn.GELU(), nn.Linear(text_hidden_size, text_hidden_size)
+        )
+        self.relation_embedding = nn.Sequential(
+            nn.Linear(2 * course_size, text_hidden_size), nn.GELU(), nn.Linear(text_hidden_size, text_hidden_size)
+        )
+
+    @property
+    def state_size(self) -> int:
+        return 4 + self.num_kinds + 2
+
+    def tokens_per_frame(self) -> int:
+        return len(self.slot_token_ids)
+
+    def read(self, latents: torch.Tensor) -> torch.Tensor:
+        """(N, C, h, w) latents -> (N, slots, state_size) decoded states."""
+        return self.detector(latents)
+
+    def _readable(self, states: torch.Tensor) -> torch.Tensor:
+        """Decoded states with presence and kind as probabilities: what the embeddings read."""
+        present = states[..., :1].sigmoid()
+        kinds = states[..., 4 : 4 + self.num_kinds].softmax(-1)
+        return torch.cat([present, states[..., 1:4], kinds, states[..., 4 + self.num_kinds :]], dim=-1)
+
+    def embed_states(self, states: torch.Tensor, word_embeddings: nn.Embedding) -> torch.Tensor:
+        """(..., slots, state) decoded states -> (..., slots, text_hidden) tokens, before the step embedding.
+        `word_embeddings` is the language model's (scaled) input embedding."""
+        names = word_embeddings(torch.tensor(self.slot_token_ids, device=states.device))  # scaled as typed words are
+        return names + self.state_embedding(self._readable(states))
+
+    def courses(self, states: torch.Tensor) -> torch.Tensor:
+        """(B, T, slots, state) decoded states of T <= max_steps + 1 frames -> (B, slots, course): each object's
+        readable states over every frame, frames not imagined as zeros."""
+        batch, steps, slots, size = states.shape
+        course = states.new_zeros(batch, self.max_steps + 1, slots, size)
+        course[:, :steps] = self._readable(states)
+        return course.transpose(1, 2).flatten(2)
+
+    def embed_mentions(self, courses: torch.Tensor, previous: torch.Tensor | None) -> torch.Tensor:
+        """(M, course) courses of M mentioned objects -> (M, text_hidden) embeddings added at the mentions;
+        `previous` (M, course) holds the course of the object named just before each, zeros where none was.
+
+        The relation embedding is a relation network's g(o_i, o_j) (Santoro et al. 2017) on the pair the question
+        names: "is the red shape left of the blue shape?" then needs no comparison inside the language model,
+        which learns continuous comparisons between two looked-up values slowly (a few hundred steps of that
+        question alone in text, more than the recipe gives it among nine kinds)."""
+        embeddings = self.mention_embedding(courses)
+        if previous is not None:
+            follows = previous.abs().sum(-1, keepdim=True) > 0
+            embeddings = embeddings + self.relation_embedding(torch.cat([previous, courses], -1)) * follows
+        return embeddings
+
+    def forward(self, latents: torch.Tensor, word_embeddings: nn.Embedding) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T, C, h, w) -> world tokens (B, T * slots, D), frame by frame in time order, and each object's
+        course (B, slots, course) for `embed_mentions`."""
+        batch, steps = latents.shape[:2]
+        states = self.read(latents.flatten(0, 1)).unflatten(0, (batch, steps))
+        tokens = self.embed_states(states, word_embeddings)
+        tokens = tokens + self.step_embedding(torch.arange(steps, device=latents.device))[None, :, None, :]
+        return tokens.flatten(1, 2), self.courses(states)
