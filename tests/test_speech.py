@@ -358,3 +358,41 @@ def test_spoken_twins_learn_to_answer_as_typed(hearing_processor):
         spoken_logits.log_softmax(-1), typed_logits.log_softmax(-1), log_target=True, reduction="batchmean"
     )
     assert distance < 0.1
+
+
+def test_a_heard_object_name_carries_the_object_like_a_typed_one(hearing_processor):
+    """With an object reader, every audio token where the ear hears an object's name gets that object's reading
+    added, as a typed mention does; a certain ear hears " red" in every frame of the clip."""
+    objects = {"names": ["red", "green"], "num_kinds": 3, "hidden_size": 16}
+    torch.manual_seed(0)
+    model = TheWorld(config_from_name("test", hearing_processor.tokenizer, world_objects=objects))
+    model.add_audio_encoder(FRAME_BY_FRAME, hearing_processor.audio_token_id)
+    red = model.config.world_objects["token_ids"][0]
+    with torch.no_grad():
+        for parameter in model.object_reader.parameters():
+            parameter.copy_(torch.randn(parameter.shape) * 0.3)
+        model.audio_encoder.projector.weight.zero_()
+        model.audio_encoder.transcriber.weight.zero_()
+        model.audio_encoder.transcriber.bias.fill_(-1e4)
+        model.audio_encoder.transcriber.bias[red] = 0.0
+    messages = [
+        {"role": "user", "content": [{"type": "image", "image": make_image(1)}, {"type": "audio", "audio": tone(0.5)}]}
+    ]
+    inputs = hearing_processor.apply_chat_template(
+        messages, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
+    )
+    latents = model.eval().imagine(inputs["pixel_values"], 1)
+    with torch.no_grad():
+        merged = model.build_world_inputs(
+            inputs["input_ids"],
+            inputs["pixel_values"],
+            1,
+            world_latents=latents,
+            input_features=inputs["input_features"],
+            input_features_mask=inputs["input_features_mask"],
+        )
+        heard_red = model.object_reader.embed_mentions(model.project_world(latents)[1][:, 0], None)[0]
+        typed_red = model.get_input_embeddings()(torch.tensor([red]))[0]
+    audio = merged.inputs_embeds[0, merged.input_ids[0] == hearing_processor.audio_token_id]
+    assert len(audio) > 1
+    torch.testing.assert_close(audio, (typed_red + heard_red).expand_as(audio), atol=1e-4, rtol=1e-4)
