@@ -122,3 +122,22 @@ def test_a_named_object_carries_its_state_into_the_prompt(object_model, processo
     torch.testing.assert_close(added[3], after_red)
     assert not torch.allclose(alone[0], alone[1])
     assert not torch.allclose(after_red, reader.embed_mentions(courses[1, 1:2], None)[0])
+
+
+def test_a_mention_before_a_rows_first_image_reads_no_image(object_model, processor):
+    """In a batch, a name before the first image of the second row gets nothing from the first row's image."""
+    red = object_model.config.world_objects["token_ids"][0]
+    first = [{"role": "user", "content": [{"type": "image", "image": make_image(4)}, {"type": "text", "text": "hi"}]}]
+    second = [
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "the red"}, {"type": "image", "image": make_image(5)}],
+        }
+    ]
+    inputs = chat_inputs(processor, [first, second])
+    with torch.no_grad():
+        merged = object_model.build_world_inputs(inputs["input_ids"], inputs["pixel_values"], 1)
+        plain = object_model.get_input_embeddings()(torch.tensor([red]))[0]
+    where = (merged.input_ids[1] == red).nonzero().flatten()
+    assert len(where) == 1
+    torch.testing.assert_close(merged.inputs_embeds[1, where[0]], plain)

@@ -291,7 +291,8 @@ class TheWorld(Gemma3ForConditionalGeneration):
         embeds[block_rows[:, 1:-1], block_positions[:, 1:-1]] = world_embeds.to(embeds.dtype)
         if courses is not None:
             first_image = torch.cumsum(images_per_row, 0) - images_per_row  # global index of each row's first image
-            image_of = first_image[:, None] + (ids == self.config.boi_token_id).cumsum(1) - 1  # the latest image
+            seen = (ids == self.config.boi_token_id).cumsum(1)
+            image_of = torch.where(seen > 0, first_image[:, None] + seen - 1, -1)  # the latest image, -1 before any
             # Spoken names count too: heard_ids hold what the audio encoder hears at each audio token.
             embeds = _add_mentions(embeds, heard_ids, image_of, courses, self.object_reader)
 
