@@ -91,18 +91,11 @@ def test_the_object_reader_finds_every_shape(default_model):
     """The shipped reader, on held-out clips: where each shape is, within a few pixels, and which are there."""
     import torch
 
-    from theworld.toyworld import simulate, split_seeds
-    from theworld.training.data import to_model_range
-    from theworld.training.dynamics import encode_clips
-    from theworld.training.objects import object_targets, reading_errors
+    from theworld.training.objects import reading_data, reading_errors
 
     model, _ = default_model
-    clips = [simulate(seed) for seed in split_seeds("test", 16)]
-    latents = encode_clips(model.world_encoder, to_model_range(np.stack([clip.frames for clip in clips])))
     with torch.no_grad():
-        errors = reading_errors(
-            model.object_reader, model.dynamics, latents, object_targets(clips, model.config.world_objects["names"])
-        )
+        errors = reading_errors(model.object_reader, model.dynamics, *reading_data(model, "test", 16))
     # 1.05 px and 99.2% on the current frame over 100 validation clips (training_log.json); 16 clips vary more.
     assert errors["position_error_px"][0] < 2.0, errors
     assert errors["presence_accuracy"][0] > 0.95, errors

@@ -32,10 +32,11 @@ class TheWorldConfig(Gemma3Config):
     world_image_size (`int`): frames are resized to this square size before the VAE.
     world_pool (`int`): latent pixels per side merged into one world token (space-to-depth).
     world_projector_hidden_size (`int`): hidden width of the projector MLP; None uses the text hidden size.
-    world_objects (`dict`): when set, the projector is the object reader (`theworld.modeling.object_reader`):
-        one world token per named object slot per frame instead of space-to-depth regions. Keys: "names" (one
-        word per slot, e.g. the palette colours), "token_ids" (each name's token id), "num_kinds" (object kinds
-        it classifies), "hidden_size" (the detector's width).
+    world_objects (`dict`): when set, the world also has an object reader (`theworld.modeling.object_reader`):
+        one more world token per named object slot per frame, after the frame's space-to-depth regions, and the
+        object's reading added at every mention of its name. Keys: "names" (one word per slot, e.g. the palette
+        colours), "token_ids" (each name's token id), "num_kinds" (object kinds it classifies), "hidden_size"
+        (the detector's width).
     max_world_steps (`int`): the largest `num_world_steps` the temporal embedding covers.
     num_world_steps (`int`): the default number of imagined future frames at generation.
     dynamics_config (`dict`): settings of the dynamics model (see `theworld.modeling.dynamics`).

@@ -10,11 +10,11 @@ from tqdm.auto import tqdm
 from transformers import Gemma3Processor
 
 from theworld.modeling.modeling_theworld import TheWorld
-from theworld.toyworld import make_examples, simulate, split_seeds
+from theworld.toyworld import make_examples
 from theworld.training.data import simulate_clips, to_model_range
-from theworld.training.dynamics import encode_clips, rollout_errors
+from theworld.training.dynamics import rollout_errors
 from theworld.training.language import chat_messages
-from theworld.training.objects import object_targets, reading_errors
+from theworld.training.objects import reading_data, reading_errors
 from theworld.training.vae import reconstruction_psnr
 
 __all__ = ["EvalReport", "answer_chats", "answer_questions", "evaluate"]
@@ -100,8 +100,6 @@ def evaluate(
     report.vae_psnr_db = reconstruction_psnr(model.world_encoder.vae, clips.flatten(0, 1))
     report.rollout = rollout_errors(model.dynamics, model.world_encoder, clips, rollout_steps=k)
     if model.config.world_objects is not None:
-        test_clips = [simulate(seed) for seed in split_seeds("test", min(num_clips, 64))]
-        latents = encode_clips(model.world_encoder, to_model_range(np.stack([clip.frames for clip in test_clips])))
-        targets = object_targets(test_clips, model.config.world_objects["names"])
-        report.object_reading = reading_errors(model.object_reader, model.dynamics, latents, targets, rollout_steps=k)
+        test_clips = reading_data(model, "test", min(num_clips, 64))
+        report.object_reading = reading_errors(model.object_reader, model.dynamics, *test_clips, rollout_steps=k)
     return report

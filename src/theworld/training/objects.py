@@ -10,12 +10,22 @@ import torch
 import torch.nn.functional as F
 
 from theworld.modeling.dynamics import WorldDynamics
+from theworld.modeling.modeling_theworld import TheWorld
 from theworld.modeling.object_reader import ObjectReader
-from theworld.toyworld import Clip
+from theworld.toyworld import Clip, simulate, split_seeds
 from theworld.toyworld.physics import KINDS
+from theworld.training.data import to_model_range
+from theworld.training.dynamics import encode_clips
 from theworld.training.loop import optimize
 
-__all__ = ["RADIUS_SCALE", "VELOCITY_SCALE", "object_targets", "reading_errors", "train_object_reader"]
+__all__ = [
+    "RADIUS_SCALE",
+    "VELOCITY_SCALE",
+    "object_targets",
+    "reading_data",
+    "reading_errors",
+    "train_object_reader",
+]
 
 # Radii and velocities are small fractions of the frame; scaled so every regressed value is of order 0.1-1.
 RADIUS_SCALE = 8.0
@@ -34,6 +44,14 @@ def object_targets(clips: list[Clip], slot_names: list[str]) -> torch.Tensor:
                 velocity = (s.vx / size * VELOCITY_SCALE, s.vy / size * VELOCITY_SCALE)
                 targets[n, t, slot_names.index(s.colour)] = (*row, *velocity)
     return torch.from_numpy(targets)
+
+
+def reading_data(model: TheWorld, split: str, num_clips: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The latents (N, T, C, h, w) of the first `num_clips` clips of `split`, encoded by `model`'s world encoder,
+    and their targets (N, T, slots, 7) for its object reader's slots."""
+    clips = [simulate(seed) for seed in split_seeds(split, num_clips)]
+    latents = encode_clips(model.world_encoder, to_model_range(np.stack([clip.frames for clip in clips])))
+    return latents, object_targets(clips, model.config.world_objects["names"])
 
 
 def reading_loss(reader: ObjectReader, latents: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

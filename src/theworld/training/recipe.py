@@ -25,12 +25,12 @@ from theworld.modeling.processing import build_processor, train_tokenizer
 from theworld.omni.audio_encoder import TINY_AUDIO_ENCODER
 from theworld.omni.processing import add_hearing_to_processor
 from theworld.omni.talker import SPEAKER_FOLDERS, Speaker
-from theworld.toyworld import ANSWER_VOCAB, make_examples, simulate, split_seeds
+from theworld.toyworld import ANSWER_VOCAB, make_examples
 from theworld.training import speech
 from theworld.training.data import simulate_clips, to_model_range
 from theworld.training.dynamics import encode_clips, train_dynamics
 from theworld.training.language import ChatTensors, encode_chats, imagine_latents, pixel_values_of, train_language
-from theworld.training.objects import object_targets, reading_errors, train_object_reader
+from theworld.training.objects import reading_data, reading_errors, train_object_reader
 from theworld.training.vae import latent_statistics, reconstruction_psnr, train_vae
 
 __all__ = ["STAGES", "SETTINGS", "RecipeSettings", "run_stage", "train_all"]
@@ -161,28 +161,19 @@ def _stage_objects(model: TheWorld, processor, settings: RecipeSettings) -> dict
         if world_objects is None:
             raise ValueError(f"The preset {settings.preset!r} names no world objects for an object reader")
         model.add_object_reader(resolve_world_objects(world_objects, processor.tokenizer))
-    names = model.config.world_objects["names"]
-    clips = [simulate(seed) for seed in split_seeds("train", settings.objects_clips)]
-    latents = encode_clips(model.world_encoder, to_model_range(np.stack([clip.frames for clip in clips])))
+    latents, targets = reading_data(model, "train", settings.objects_clips)
     loss = train_object_reader(
         model.object_reader,
         model.dynamics,
         latents,
-        object_targets(clips, names),
+        targets,
         settings.objects_steps,
         model.config.num_world_steps,
         batch_size=settings.objects_batch_size,
         seed=settings.seed,
     )
-    held_out = [simulate(seed) for seed in split_seeds("val", max(settings.objects_clips // 8, 2))]
-    held_out_latents = encode_clips(model.world_encoder, to_model_range(np.stack([c.frames for c in held_out])))
-    errors = reading_errors(
-        model.object_reader,
-        model.dynamics,
-        held_out_latents,
-        object_targets(held_out, names),
-        rollout_steps=model.config.num_world_steps,
-    )
+    held_out = reading_data(model, "val", max(settings.objects_clips // 8, 2))
+    errors = reading_errors(model.object_reader, model.dynamics, *held_out, rollout_steps=model.config.num_world_steps)
     return {"objects_train_loss": loss, **{f"objects_val_{name}": value for name, value in errors.items()}}
 
 
