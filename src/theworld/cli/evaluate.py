@@ -63,6 +63,12 @@ def evaluate(
         reading.add_row("position error (px)", *[f"{e:.2f}" for e in report.object_reading["position_error_px"]])
         reading.add_row("presence right", *[f"{100 * a:.1f}%" for a in report.object_reading["presence_accuracy"]])
         console.print(reading)
+    if report.object_facts:
+        facts = Table(title="object reader's facts on the test clips (over every imagined step), where clear-cut")
+        for name in report.object_facts:
+            facts.add_column(name, justify="right")
+        facts.add_row(*[f"{100 * a:.1f}%" for a in report.object_facts.values()])
+        console.print(facts)
     if speech_report is not None:
         _print_speech(speech_report)
     if json_path is not None:

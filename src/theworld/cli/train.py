@@ -15,7 +15,13 @@ def train(
     output_dir: Path = typer.Option(Path("runs/theworld-tiny"), help="The checkpoint folder the stages build."),
     settings: str = typer.Option("full", help="full (the shipped model) | smoke (a few steps, for tests)."),
     seed: int | None = typer.Option(None, help="Override the settings' seed."),
+    objects_steps: int | None = typer.Option(
+        None, min=0, help="Override the objects stage's detector steps (0: train only the fact heads)."
+    ),
     language_steps: int | None = typer.Option(None, min=1, help="Override the language stage's steps."),
+    language_clips: int | None = typer.Option(
+        None, min=1, help="Override how many training clips the language stage asks questions about."
+    ),
     ears_steps: int | None = typer.Option(
         None, min=0, help="Override the hearing stage's transcription (CTC) pre-training steps."
     ),
@@ -28,7 +34,8 @@ def train(
     A stage run on a folder that already has it continues from its weights: the shipped model ran `vae`,
     `dynamics`, `language`, `language --language-steps 2000 --seed 1`, `hearing`, `speaking` (with the
     space-to-depth world projector of the time), then `objects` (which swapped in the object reader),
-    `language`, `hearing --ears-steps 0`, in that order."""
+    `language`, `hearing --ears-steps 0`, then `objects --objects-steps 0` (which added the fact heads),
+    `language --language-steps 2000`, `language --seed 1`, `hearing --ears-steps 0`, in that order."""
     from theworld.training.recipe import SETTINGS, STAGES, run_stage, train_all
 
     set_threads(threads)
@@ -38,7 +45,9 @@ def train(
         fail(f"Unknown stage {stage!r}; choose one of all, {', '.join(STAGES)}")
     overrides = {
         "seed": seed,
+        "objects_steps": objects_steps,
         "language_steps": language_steps,
+        "language_clips": language_clips,
         "ears_steps": ears_steps,
         "speech_steps": speech_steps,
     }

@@ -36,7 +36,8 @@ class TheWorldConfig(Gemma3Config):
         one more world token per named object slot per frame, after the frame's space-to-depth regions, and the
         object's reading added at every mention of its name. Keys: "names" (one word per slot, e.g. the palette
         colours), "token_ids" (each name's token id), "num_kinds" (object kinds it classifies), "hidden_size"
-        (the detector's width).
+        (the detector's width), and optionally "kinds" / "kind_token_ids" (the kind words and their ids: the reader
+        then also decodes facts for the mentions and reads kind words, see `object_reader.py`).
     max_world_steps (`int`): the largest `num_world_steps` the temporal embedding covers.
     num_world_steps (`int`): the default number of imagined future frames at generation.
     dynamics_config (`dict`): settings of the dynamics model (see `theworld.modeling.dynamics`).
@@ -82,6 +83,9 @@ class TheWorldConfig(Gemma3Config):
             names, ids = self.world_objects.get("names", []), self.world_objects.get("token_ids", [])
             if not names or len(names) != len(ids):
                 raise ValueError("world_objects needs as many 'token_ids' as 'names', one per object slot")
+            kinds = self.world_objects.get("kind_token_ids")
+            if kinds is not None and len(kinds) != self.world_objects.get("num_kinds"):
+                raise ValueError("world_objects needs one 'kind_token_ids' entry per kind ('num_kinds')")
         if self.audio_config is not None and self.audio_token_id is None:
             raise ValueError("audio_config needs audio_token_id (the <audio_soft_token> id)")
         if self.num_world_steps > self.max_world_steps:

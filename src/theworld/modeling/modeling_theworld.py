@@ -105,16 +105,20 @@ class TheWorld(Gemma3ForConditionalGeneration):
             config.world_objects["hidden_size"],
             config.text_config.hidden_size,
             config.max_world_steps,
+            config.world_objects.get("kind_token_ids"),
         )
 
     def add_object_reader(self, world_objects: dict) -> None:
         """Give the world an object reader (`config.world_objects`, with token ids): its tokens join the world
-        tokens, and its reading of each object joins every mention of the object's name."""
+        tokens, and its reading of each object joins every mention of the object's name. A reader already there
+        keeps its weights (adding kinds to one gives it fresh fact heads)."""
+        previous = self.object_reader.state_dict() if self.config.world_objects is not None else {}
         self.config.world_objects = dict(world_objects)
         self.config.validate_architecture()
         reference = self.lm_head.weight
         self._build_object_reader()
         self.object_reader.apply(self._init_weights)
+        self.object_reader.load_state_dict(previous, strict=False)
         self.object_reader.to(device=reference.device, dtype=reference.dtype)
 
     def add_audio_encoder(self, audio_config: dict, audio_token_id: int) -> None:
@@ -614,6 +618,8 @@ def _add_mentions(
     add an entity's embedding to its mentions. A tiny language model trained for minutes does not learn to look
     an object up by name among the world tokens (the README's "ToyWorld and TheWorld-tiny"); here the name
     carries it."""
+    if reader.kind_token_ids is not None:
+        embeds = _add_kind_mentions(embeds, ids, image_of, courses, reader)
     is_name = ids.unsqueeze(-1) == torch.tensor(reader.slot_token_ids, device=ids.device)
     rows, positions = (is_name.any(-1) & (image_of >= 0)).nonzero(as_tuple=True)  # row-major: prompt order
     if len(rows) == 0:
@@ -633,6 +639,19 @@ def _add_mentions(
     before = torch.tensor(before, device=ids.device)
     previous = torch.where((before >= 0).unsqueeze(-1), mentioned[before.clamp(min=0)], 0.0)
     added = reader.embed_mentions(mentioned, previous).to(embeds.dtype)
+    return embeds.index_put((rows, positions), added, accumulate=True)
+
+
+def _add_kind_mentions(
+    embeds: torch.Tensor, ids: torch.Tensor, image_of: torch.Tensor, courses: torch.Tensor, reader: ObjectReader
+) -> torch.Tensor:
+    """Add to every kind word after an image ("triangle") which of that image's objects are of that kind."""
+    is_kind = ids.unsqueeze(-1) == torch.tensor(reader.kind_token_ids, device=ids.device)
+    rows, positions = (is_kind.any(-1) & (image_of >= 0)).nonzero(as_tuple=True)
+    if len(rows) == 0:
+        return embeds
+    kinds = is_kind[rows, positions].int().argmax(-1)
+    added = reader.embed_kind_mentions(courses[image_of[rows, positions]], kinds).to(embeds.dtype)
     return embeds.index_put((rows, positions), added, accumulate=True)
 
 

@@ -72,8 +72,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "world": {
             "world_image_size": 64,
             "world_pool": 8,  # 2x2 world tokens per frame, each a quadrant; space-to-depth keeps every value
-            # And one per palette colour per frame, from the object reader (every ToyWorld shape has its own colour).
-            "world_objects": {"names": list(COLOURS), "num_kinds": len(KINDS), "hidden_size": 96},
+            # And one per palette colour per frame, from the object reader (every ToyWorld shape has its own colour),
+            # which also decodes facts and reads kind words.
+            "world_objects": {"names": list(COLOURS), "num_kinds": len(KINDS), "kinds": list(KINDS), "hidden_size": 96},
             "num_world_steps": 4,
             "max_world_steps": 4,
             "world_encoder_config": TINY_WAN_VAE,
@@ -150,12 +151,19 @@ def config_from_name(name: str, tokenizer: PreTrainedTokenizerBase, **overrides:
 
 
 def resolve_world_objects(world_objects: dict[str, Any], tokenizer: PreTrainedTokenizerBase) -> dict[str, Any]:
-    """`world_objects` with each name's token id as it reads mid-sentence (" red"): object slots start from these
-    embeddings, and the prompt's mentions of them are found by these ids."""
+    """`world_objects` with each name's token id as it reads mid-sentence (" red"), and each kind word's: object
+    slots start from these embeddings, and the prompt's mentions of them are found by these ids."""
+    resolved = dict(world_objects, token_ids=_word_ids(world_objects["names"], tokenizer, "object name"))
+    if world_objects.get("kinds") is not None:
+        resolved["kind_token_ids"] = _word_ids(world_objects["kinds"], tokenizer, "kind word")
+    return resolved
+
+
+def _word_ids(words: list[str], tokenizer: PreTrainedTokenizerBase, what: str) -> list[int]:
     ids = []
-    for word in world_objects["names"]:
+    for word in words:
         pieces = tokenizer(f" {word}", add_special_tokens=False).input_ids
         if len(pieces) != 1:
-            raise ValueError(f"The object name {word!r} is {len(pieces)} tokens for this tokenizer; it must be one")
+            raise ValueError(f"The {what} {word!r} is {len(pieces)} tokens for this tokenizer; it must be one")
         ids.append(pieces[0])
-    return dict(world_objects, token_ids=ids)
+    return ids

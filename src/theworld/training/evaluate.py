@@ -14,7 +14,7 @@ from theworld.toyworld import make_examples
 from theworld.training.data import simulate_clips, to_model_range
 from theworld.training.dynamics import rollout_errors
 from theworld.training.language import chat_messages
-from theworld.training.objects import reading_data, reading_errors
+from theworld.training.objects import fact_accuracy, fact_data, reading_data, reading_errors
 from theworld.training.vae import reconstruction_psnr
 
 __all__ = ["EvalReport", "answer_chats", "answer_questions", "evaluate"]
@@ -29,6 +29,8 @@ class EvalReport:
     rollout: dict[str, list[float]] = field(default_factory=dict)
     # With an object reader: its errors on the current frame and each imagined one (`objects.reading_errors`).
     object_reading: dict[str, list[float]] = field(default_factory=dict)
+    # With fact heads: the accuracy of each decoded fact (`objects.fact_accuracy`).
+    object_facts: dict[str, float] = field(default_factory=dict)
 
 
 @torch.no_grad()
@@ -102,4 +104,6 @@ def evaluate(
     if model.config.world_objects is not None:
         test_clips = reading_data(model, "test", min(num_clips, 64))
         report.object_reading = reading_errors(model.object_reader, model.dynamics, *test_clips, rollout_steps=k)
+        if model.object_reader.kind_token_ids is not None:
+            report.object_facts = fact_accuracy(model.object_reader, fact_data(model, "test", min(num_clips, 64)))
     return report

@@ -167,11 +167,13 @@ def train_language(
 
 
 def train_around_the_world(model: TheWorld, step_loss, steps: int, lr: float, description: str) -> float:
-    """Optimise everything but the world encoder, dynamics and object detector (frozen: the language model
-    learns to read the world they give) with `step_loss`; returns the last loss."""
+    """Optimise everything but the world encoder, dynamics, object detector and fact heads (frozen: the language
+    model learns to read the world they give) with `step_loss`; returns the last loss."""
     frozen = [model.world_encoder, model.dynamics]
     if model.config.world_objects is not None:
         frozen.append(model.object_reader.detector)
+        if model.object_reader.kind_token_ids is not None:
+            frozen.append(model.object_reader.facts)
     for module in frozen:
         module.requires_grad_(False)
     model.train()

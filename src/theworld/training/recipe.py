@@ -30,7 +30,14 @@ from theworld.training import speech
 from theworld.training.data import simulate_clips, to_model_range
 from theworld.training.dynamics import encode_clips, train_dynamics
 from theworld.training.language import ChatTensors, encode_chats, imagine_latents, pixel_values_of, train_language
-from theworld.training.objects import reading_data, reading_errors, train_object_reader
+from theworld.training.objects import (
+    fact_accuracy,
+    fact_data,
+    reading_data,
+    reading_errors,
+    train_object_facts,
+    train_object_reader,
+)
 from theworld.training.vae import latent_statistics, reconstruction_psnr, train_vae
 
 __all__ = ["STAGES", "SETTINGS", "RecipeSettings", "run_stage", "train_all"]
@@ -50,6 +57,9 @@ class RecipeSettings:
     objects_clips: int = 800
     objects_steps: int = 3000
     objects_batch_size: int = 64
+    facts_clips: int = 2000
+    facts_steps: int = 3000
+    facts_batch_size: int = 256
     language_clips: int = 2000
     questions_per_clip: int = 6
     language_steps: int = 1500
@@ -90,6 +100,9 @@ SETTINGS = {
         objects_clips=4,
         objects_steps=2,
         objects_batch_size=8,
+        facts_clips=2,
+        facts_steps=2,
+        facts_batch_size=8,
         language_clips=6,
         questions_per_clip=2,
         language_steps=2,
@@ -114,6 +127,11 @@ def _new_model(settings: RecipeSettings) -> tuple[TheWorld, object]:
     """A fresh model and processor: the tokenizer is trained on the training split's language."""
     examples = make_examples("train", max(settings.language_clips // 4, 8), questions_per_clip=8)
     corpus = [f"{e.question} {e.answer}" for e in examples]
+    # Object names and kind words must be one token each (`resolve_world_objects`); on a small corpus (the smoke
+    # settings) they are not frequent enough to be merged whole, so the corpus names them outright as well.
+    world_objects = PRESETS[settings.preset]["world"].get("world_objects") or {}
+    words = [*world_objects.get("names", []), *(world_objects.get("kinds") or [])]
+    corpus += [" ".join(words)] * 50 if words else []
     processor = build_processor(train_tokenizer(corpus, settings.vocab_size), image_size=64, image_seq_length=16)
     config = config_from_name(settings.preset, processor.tokenizer)
     torch.manual_seed(settings.seed)
@@ -154,27 +172,43 @@ def _stage_dynamics(model: TheWorld, settings: RecipeSettings) -> dict:
 
 
 def _stage_objects(model: TheWorld, processor, settings: RecipeSettings) -> dict:
-    """The object reader's detector, on encoded and imagined latents of ToyWorld clips. A checkpoint without an
-    object reader gets one first, so a language stage after this one must teach the language model to read it."""
-    if model.config.world_objects is None:
-        world_objects = PRESETS[settings.preset]["world"].get("world_objects")
-        if world_objects is None:
-            raise ValueError(f"The preset {settings.preset!r} names no world objects for an object reader")
-        model.add_object_reader(resolve_world_objects(world_objects, processor.tokenizer))
-    latents, targets = reading_data(model, "train", settings.objects_clips)
-    loss = train_object_reader(
-        model.object_reader,
-        model.dynamics,
-        latents,
-        targets,
-        settings.objects_steps,
-        model.config.num_world_steps,
-        batch_size=settings.objects_batch_size,
-        seed=settings.seed,
-    )
+    """The object reader's detector, on encoded and imagined latents of ToyWorld clips, then its fact heads on what
+    it reads from single frames and their imagined futures. A checkpoint without an object reader (or without the
+    preset's kind words) gets one first, so a language stage after this one must teach the language model to read
+    it."""
+    wanted = PRESETS[settings.preset]["world"].get("world_objects")
+    if wanted is None and model.config.world_objects is None:
+        raise ValueError(f"The preset {settings.preset!r} names no world objects for an object reader")
+    if wanted is not None and (
+        model.config.world_objects is None or "kinds" in wanted.keys() - model.config.world_objects.keys()
+    ):
+        model.add_object_reader(resolve_world_objects(wanted, processor.tokenizer))
+    metrics = {}
+    steps = model.config.num_world_steps
+    if settings.objects_steps:
+        latents, targets = reading_data(model, "train", settings.objects_clips)
+        metrics["objects_train_loss"] = train_object_reader(
+            model.object_reader,
+            model.dynamics,
+            latents,
+            targets,
+            settings.objects_steps,
+            steps,
+            batch_size=settings.objects_batch_size,
+            seed=settings.seed,
+        )
     held_out = reading_data(model, "val", max(settings.objects_clips // 8, 2))
-    errors = reading_errors(model.object_reader, model.dynamics, *held_out, rollout_steps=model.config.num_world_steps)
-    return {"objects_train_loss": loss, **{f"objects_val_{name}": value for name, value in errors.items()}}
+    errors = reading_errors(model.object_reader, model.dynamics, *held_out, rollout_steps=steps)
+    metrics.update({f"objects_val_{name}": value for name, value in errors.items()})
+    if model.object_reader.kind_token_ids is not None:
+        data = fact_data(model, "train", settings.facts_clips)
+        metrics["facts_train_loss"] = train_object_facts(
+            model.object_reader, data, settings.facts_steps, settings.facts_batch_size, seed=settings.seed
+        )
+        held_out_facts = fact_data(model, "val", max(settings.facts_clips // 10, 2))
+        accuracy = fact_accuracy(model.object_reader, held_out_facts)
+        metrics.update({f"facts_val_{name}": value for name, value in accuracy.items()})
+    return metrics
 
 
 def _stage_language(model: TheWorld, processor, settings: RecipeSettings) -> dict:
