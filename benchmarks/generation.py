@@ -2,6 +2,7 @@
 
     OMP_NUM_THREADS=1 python benchmarks/generation.py            # tiny and ~100M random configs
     OMP_NUM_THREADS=1 python benchmarks/generation.py --sizes test
+    OMP_NUM_THREADS=1 python benchmarks/generation.py --sizes shipped   # TheWorld-tiny, its trained weights
 
 Every figure in a row is measured in the same run, on the same weights and prompt:
 - decode ms/token of plain Gemma 3 (`Gemma3ForConditionalGeneration`) and of TheWorld with k world steps;
@@ -13,18 +14,21 @@ Every figure in a row is measured in the same run, on the same weights and promp
 import argparse
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
-from transformers import Gemma3ForConditionalGeneration
+from transformers import AutoProcessor, Gemma3ForConditionalGeneration
 
-import theworld  # noqa: F401
+import theworld
 from theworld.modeling.modeling_theworld import TheWorld
 from theworld.modeling.presets import config_from_name
 from theworld.modeling.processing import build_processor, train_tokenizer
 
 CORPUS = ["where will the red ball be after two steps? top left", "is the blue square falling? yes"] * 20
+SHIPPED = "shipped"  # the --sizes name of TheWorld-tiny itself (object reader, mentions, trained weights)
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "toyworld_scene.png"
 
 
 def build(size: str, vocab_size: int):
@@ -44,6 +48,22 @@ def build(size: str, vocab_size: int):
     plain.load_state_dict(world.state_dict(), strict=False)
     image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (vision.image_size,) * 2 + (3,), dtype=np.uint8))
     messages = [{"role": "user", "content": [{"type": "image", "image": image}, {"type": "text", "text": CORPUS[0]}]}]
+    inputs = processor.apply_chat_template(
+        messages, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
+    )
+    return world, plain, inputs
+
+
+def build_shipped():
+    """TheWorld-tiny and the same weights as plain Gemma 3, on the README's example scene and question."""
+    world = TheWorld.from_pretrained(theworld.DEFAULT_MODEL).eval()
+    processor = AutoProcessor.from_pretrained(theworld.DEFAULT_MODEL)
+    plain = Gemma3ForConditionalGeneration(world.config.to_gemma3()).eval()
+    plain.load_state_dict(world.state_dict(), strict=False)  # the world and audio parts are TheWorld's own
+    plain.generation_config = world.generation_config
+    text = "where will the red shape be after 2 steps?"
+    image = Image.open(EXAMPLE).convert("RGB")
+    messages = [{"role": "user", "content": [{"type": "image", "image": image}, {"type": "text", "text": text}]}]
     inputs = processor.apply_chat_template(
         messages, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
     )
@@ -85,7 +105,10 @@ def naive_generate(model, inputs, new_tokens: int, num_world_steps: int) -> torc
 
 def benchmark_size(size: str, args: argparse.Namespace) -> None:
     k, n = args.world_steps, args.new_tokens
-    world, plain, inputs = build(size, args.vocab_size if size != "test" else 0)
+    if size == SHIPPED:
+        world, plain, inputs = build_shipped()
+    else:
+        world, plain, inputs = build(size, args.vocab_size if size != "test" else 0)
     params = sum(p.numel() for p in world.parameters())
     world_tokens = (k + 1) * world.tokens_per_world_step + 2
     with torch.no_grad():
