@@ -35,7 +35,8 @@ def train(
     `dynamics`, `language`, `language --language-steps 2000 --seed 1`, `hearing`, `speaking` (with the
     space-to-depth world projector of the time), then `objects` (which swapped in the object reader),
     `language`, `hearing --ears-steps 0`, then `objects --objects-steps 0` (which added the fact heads),
-    `language --language-steps 2000`, `language --seed 1`, `hearing --ears-steps 0`, in that order."""
+    `language --language-steps 2000`, `language --seed 1`, `language --seed 2 --language-clips 6000`,
+    `hearing --ears-steps 0`, in that order."""
     from theworld.training.recipe import SETTINGS, STAGES, run_stage, train_all
 
     set_threads(threads)
