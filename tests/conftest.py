@@ -120,3 +120,15 @@ class Terminal:
     def close(self) -> None:
         self.process.kill()
         os.close(self.leader)
+
+
+def object_reader_model(processor, world_objects: dict) -> TheWorld:
+    """A "test"-preset TheWorld with an object reader whose weights are of a trained reader's scale, so that
+    different images read differently."""
+    torch.manual_seed(0)
+    model = randomise(TheWorld(config_from_name("test", processor.tokenizer, world_objects=world_objects)))
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for parameter in model.object_reader.parameters():
+            parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.3)
+    return model

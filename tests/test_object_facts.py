@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pytest
 import torch
-from conftest import chat_inputs, make_image, randomise
+from conftest import chat_inputs, make_image, object_reader_model, randomise
 
 from theworld.modeling.modeling_theworld import TheWorld
 from theworld.modeling.object_reader import object_fact_names, pair_fact_names
@@ -22,14 +22,8 @@ KIND_WORDS = ["the", "shap", "re"]
 
 @pytest.fixture(scope="module")
 def facts_model(processor):
-    torch.manual_seed(0)
     objects = {"names": NAMES, "num_kinds": len(KIND_WORDS), "kinds": KIND_WORDS, "hidden_size": 16}
-    model = randomise(TheWorld(config_from_name("test", processor.tokenizer, world_objects=objects)))
-    generator = torch.Generator().manual_seed(1)
-    with torch.no_grad():  # weights of a trained reader's scale, so that different images read differently
-        for parameter in model.object_reader.parameters():
-            parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.3)
-    return model
+    return object_reader_model(processor, objects)
 
 
 def _fact(values: torch.Tensor, mask: torch.Tensor, names: list[str], name: str) -> bool:

@@ -4,7 +4,7 @@ import copy
 
 import pytest
 import torch
-from conftest import chat_inputs, conversation, make_image, randomise
+from conftest import chat_inputs, conversation, make_image, object_reader_model
 
 from theworld.modeling.modeling_theworld import TheWorld
 from theworld.modeling.object_reader import ObjectReader
@@ -18,14 +18,7 @@ NAMES = ["red", "green"]  # single tokens of the test tokenizer (a 300-word voca
 
 @pytest.fixture(scope="module")
 def object_model(processor):
-    torch.manual_seed(0)
-    objects = {"names": NAMES, "num_kinds": len(KINDS), "hidden_size": 16}
-    model = randomise(TheWorld(config_from_name("test", processor.tokenizer, world_objects=objects)))
-    generator = torch.Generator().manual_seed(1)
-    with torch.no_grad():  # weights of a trained reader's scale, so that different images read differently
-        for parameter in model.object_reader.parameters():
-            parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.3)
-    return model
+    return object_reader_model(processor, {"names": NAMES, "num_kinds": len(KINDS), "hidden_size": 16})
 
 
 def test_targets_are_the_simulated_states():

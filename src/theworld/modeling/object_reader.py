@@ -122,6 +122,11 @@ class ObjectFacts(nn.Module):
     def pairs(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
         return self.pair_head(torch.cat([self.features(first), self.features(second)], dim=-1))
 
+    def every_pair(self, courses: torch.Tensor) -> torch.Tensor:
+        """(N, slots, course) -> (N, slots, slots, pair facts): the facts of every ordered pair (a, b), [n, a, b]."""
+        slots = courses.shape[1]
+        return self.pairs(courses[:, :, None].expand(-1, -1, slots, -1), courses[:, None].expand(-1, slots, -1, -1))
+
 
 class ObjectReader(nn.Module):
     def __init__(

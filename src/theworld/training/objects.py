@@ -210,11 +210,8 @@ def fact_data(model: TheWorld, split: str, num_clips: int, batch_size: int = 64)
 def fact_loss(facts: ObjectFacts, courses: torch.Tensor, *targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Masked binary cross-entropy of the object and pair facts of a batch of courses (N, slots, course)."""
     objects, object_mask, pairs, pair_mask = targets
-    slots = courses.shape[1]
     object_logits = facts.objects(courses)
-    pair_logits = facts.pairs(
-        courses[:, :, None].expand(-1, -1, slots, -1), courses[:, None, :].expand(-1, slots, -1, -1)
-    )
+    pair_logits = facts.every_pair(courses)
     object_loss = F.binary_cross_entropy_with_logits(object_logits, objects, weight=object_mask, reduction="sum")
     pair_loss = F.binary_cross_entropy_with_logits(pair_logits, pairs, weight=pair_mask, reduction="sum")
     return object_loss / object_mask.sum().clamp(min=1), pair_loss / pair_mask.sum().clamp(min=1)
@@ -247,12 +244,8 @@ def train_object_facts(
 def fact_accuracy(reader: ObjectReader, data: tuple[torch.Tensor, ...]) -> dict[str, float]:
     """Accuracy of each fact (over every future step) on `fact_data`, where the mask keeps it."""
     courses, objects, object_mask, pairs, pair_mask = data
-    slots = courses.shape[1]
     object_hits = (reader.facts.objects(courses) > 0) == (objects > 0)
-    pair_logits = reader.facts.pairs(
-        courses[:, :, None].expand(-1, -1, slots, -1), courses[:, None, :].expand(-1, slots, -1, -1)
-    )
-    pair_hits = (pair_logits > 0) == (pairs > 0)
+    pair_hits = (reader.facts.every_pair(courses) > 0) == (pairs > 0)
     accuracy: dict[str, list[torch.Tensor]] = {}
     steps = reader.max_steps
     for names, hits, mask in (
