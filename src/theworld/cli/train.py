@@ -26,6 +26,9 @@ def train(
         None, min=0, help="Override the hearing stage's transcription (CTC) pre-training steps."
     ),
     speech_steps: int | None = typer.Option(None, min=1, help="Override the hearing stage's steps."),
+    speech_clips: int | None = typer.Option(
+        None, min=1, help="Override how many training clips the hearing stage asks (typed and spoken) questions about."
+    ),
     threads: int | None = typer.Option(1, help="PyTorch CPU threads (1 is fastest on 2-core machines)."),
 ) -> None:
     """Train the tiny default model from scratch on ToyWorld: tokenizer, VAE, dynamics, object reader, language,
@@ -36,7 +39,9 @@ def train(
     space-to-depth world projector of the time), then `objects` (which swapped in the object reader),
     `language`, `hearing --ears-steps 0`, then `objects --objects-steps 0` (which added the fact heads),
     `language --language-steps 2000`, `language --seed 1`, `language --seed 2 --language-clips 6000`,
-    `hearing --ears-steps 0`, in that order."""
+    `hearing --ears-steps 0`, `language --language-steps 1500 --language-clips 6000 --seed 3`, `hearing` (the ear
+    retrained with the word strings, CTC compression and vocoded answers), `hearing --ears-steps 0 --speech-clips
+    6000`, in that order."""
     from theworld.training.recipe import SETTINGS, STAGES, run_stage, train_all
 
     set_threads(threads)
@@ -51,6 +56,7 @@ def train(
         "language_clips": language_clips,
         "ears_steps": ears_steps,
         "speech_steps": speech_steps,
+        "speech_clips": speech_clips,
     }
     chosen = replace(SETTINGS[settings], **{k: v for k, v in overrides.items() if v is not None})
     with user_errors():

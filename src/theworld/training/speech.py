@@ -37,6 +37,7 @@ __all__ = [
     "train_ears",
     "train_hearing",
     "transcript_ids",
+    "vocoded",
     "word_strings",
     "train_speaker",
 ]
@@ -92,6 +93,15 @@ def word_strings(sentences: list[str], count: int, rng: np.random.Generator) -> 
     if not words:
         raise ValueError("word_strings needs sentences with words in them")
     return [" ".join(rng.choice(words, size=int(rng.integers(3, 9)))) for _ in range(count)]
+
+
+def vocoded(recordings: list[np.ndarray]) -> list[np.ndarray]:
+    """Each recording through the talker's vocoder: its log-mel frames back to samples by Griffin-Lim, which
+    smears the phase the way the talker's speech is smeared."""
+    vocoder = MelCodec()  # unfitted: plain log-mel analysis and Griffin-Lim synthesis, no quantisation
+    return [
+        vocoder.mel_to_audio(vocoder.mel(audio)) for audio in track(recordings, description="vocoding", transient=True)
+    ]
 
 
 def transcript_ids(tokenizer, texts: list[str]) -> list[torch.Tensor]:
