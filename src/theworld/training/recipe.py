@@ -245,7 +245,17 @@ def _stage_hearing(model: TheWorld, processor, settings: RecipeSettings) -> tupl
     rng = np.random.default_rng(settings.seed)
     # Every distinct question in every training voice; answers too, for "repeat what you heard".
     sentences = sorted({e.question for e in examples}) + sorted({e.answer for e in examples})
-    texts, features = speech.in_training_voices(processor, sentences, "speaking the training set")
+    texts, recordings = speech.in_training_voices(sentences, "speaking the training set")
+    features = speech.mel_features(processor, recordings)
+    answer_set = {e.answer for e in examples}
+    spoken_answers = [i for i, text in enumerate(texts) if text in answer_set]
+    ear_texts, ear_features = texts, features  # what the ear's CTC steps hear
+    if settings.ear_vocoded_answers:
+        # The talker speaks through a Griffin-Lim vocoder; an ear that only heard espeak-ng mishears its answers.
+        vocoded = speech.vocoded([recordings[i] for i in spoken_answers])
+        ear_texts = ear_texts + [texts[i] for i in spoken_answers]
+        ear_features = ear_features + speech.mel_features(processor, vocoded)
+    del recordings  # the features are what the stage trains on
     recordings_of: dict[str, list[int]] = {}
     for index, text in enumerate(texts):
         recordings_of.setdefault(text, []).append(index)
@@ -281,25 +291,17 @@ def _stage_hearing(model: TheWorld, processor, settings: RecipeSettings) -> tupl
         )
         return ChatTensors(**encoded, audio_index=torch.tensor(indices))
 
-    ear_texts, ear_features = texts, features
-    answer_set = set(answers)
-    if settings.ear_vocoded_answers:
-        # The talker speaks through a Griffin-Lim vocoder; an ear that only heard espeak-ng mishears its answers.
-        spoken_answers = [i for i, text in enumerate(texts) if text in answer_set]
-        voices = [speech.TRAIN_VOICES[i % len(speech.TRAIN_VOICES)] for i in spoken_answers]  # sentence-major
-        recordings = speech.speak_all([texts[i] for i in spoken_answers], voices, "speaking the answers again")
-        ear_texts = ear_texts + [texts[i] for i in spoken_answers]
-        ear_features = ear_features + speech.mel_features(processor, speech.vocoded(recordings))
     if settings.ear_word_strings:
         strings = speech.word_strings(sentences, settings.ear_word_strings, np.random.default_rng([settings.seed, 3]))
-        string_texts, string_features = speech.in_training_voices(processor, strings, "speaking word strings")
-        ear_texts, ear_features = ear_texts + string_texts, ear_features + string_features
+        string_texts, string_recordings = speech.in_training_voices(strings, "speaking word strings")
+        ear_texts = ear_texts + string_texts
+        ear_features = ear_features + speech.mel_features(processor, string_recordings)
     transcripts = speech.transcript_ids(processor.tokenizer, ear_texts)
     ears_loss = speech.train_ears(
         model, ear_features, transcripts, settings.ears_steps, batch_size=settings.ears_batch_size, seed=settings.seed
     )
     # The spoken answers are short and few: a kind of their own, or the long questions drown them out.
-    repeat_answers = repeat([i for i, text in enumerate(texts) if text in answer_set])
+    repeat_answers = repeat(spoken_answers)
     repeat_questions = repeat([i for i, text in enumerate(texts) if text not in answer_set])
     loss = speech.train_hearing(
         model,

@@ -67,13 +67,11 @@ def speak_all(texts: list[str], voices: list[EspeakVoice], description: str = "s
     ]
 
 
-def in_training_voices(
-    processor: TheWorldProcessor, sentences: list[str], description: str
-) -> tuple[list[str], list[torch.Tensor]]:
-    """Every sentence spoken in every training voice (sentence-major): the texts and their log-mel frames."""
+def in_training_voices(sentences: list[str], description: str) -> tuple[list[str], list[np.ndarray]]:
+    """Every sentence spoken in every training voice (sentence-major): the texts and their recordings."""
     texts = [text for text in sentences for _ in TRAIN_VOICES]
     voices = [voice for _ in sentences for voice in TRAIN_VOICES]
-    return texts, mel_features(processor, speak_all(texts, voices, description))
+    return texts, speak_all(texts, voices, description)
 
 
 def mel_features(processor: TheWorldProcessor, recordings: list[np.ndarray]) -> list[torch.Tensor]:
