@@ -152,6 +152,27 @@ def test_a_compressed_ear_reads_like_the_typed_words(hearing_processor):
     assert torch.allclose(tokens, typed, atol=1e-5)
 
 
+@pytest.mark.parametrize("hide", [True, False])
+def test_hidden_fillers_make_a_spoken_prompt_read_like_its_typed_twin(hearing_processor, hide):
+    """With `hide_ctc_fillers`, the `<pad>`s a compressed word freed are masked out of attention and take no
+    position: the spoken prompt's logits are its typed twin's (the same words, no fillers). Left visible, the
+    fillers change what the model reads."""
+    model = _certain_ear(hearing_processor, {**COMPRESSED, "hide_ctc_fillers": hide}, "red").eval()
+    red = hearing_processor.tokenizer.convert_tokens_to_ids("red")
+    spoken = hearing_processor(
+        text=["<start_of_audio> is it there?"], audio=[tone(0.8)], return_tensors="pt", padding=True
+    )
+    ids = spoken["input_ids"][0]
+    is_audio = ids == hearing_processor.audio_token_id
+    assert int(is_audio.sum()) > 3, "a recording long enough to leave fillers"
+    first = int(is_audio.nonzero()[0])
+    typed_ids = torch.cat([ids[:first], torch.tensor([red]), ids[first + int(is_audio.sum()) :]])[None]
+    with torch.no_grad():
+        heard = model(**spoken).logits[0, -1]
+        typed = model(input_ids=typed_ids).logits[0, -1]
+    assert torch.allclose(heard, typed, atol=1e-4) == hide
+
+
 def test_compression_without_a_blank_is_a_clear_error(hearing_processor):
     encoder = AudioEncoder(COMPRESSED, text_hidden_size=64, text_vocab_size=50).eval()
     features = hearing_processor.feature_extractor([tone(0.5)], return_tensors="pt")

@@ -190,13 +190,16 @@ class TheWorld(Gemma3ForConditionalGeneration):
         """World token embeddings for each image: (N, (1 + k) * tokens_per_world_step, hidden)."""
         return self.project_world(self.imagine(pixel_values, num_world_steps))[0]
 
-    def project_world(self, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def project_world(
+        self, latents: torch.Tensor, object_states: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """World tokens (N, (1 + k) * tokens_per_world_step, hidden) of latents (N, 1 + k, C, h, w), and with an
-        object reader, each object's course (N, objects, course) for the prompt's mentions of it."""
+        object reader, each object's course (N, objects, course) for the prompt's mentions of it.
+        `object_states` (N, 1 + k, objects, state) may carry the object reader's reading of the latents."""
         regions = self.world_projector(latents)
         if self.config.world_objects is None:
             return regions, None
-        objects, courses = self.object_reader(latents, self.get_input_embeddings())
+        objects, courses = self.object_reader(latents, self.get_input_embeddings(), object_states)
         steps = latents.shape[1]
         # Frame by frame: the frame's regions, then its objects.
         tokens = torch.cat([regions.unflatten(1, (steps, -1)), objects.unflatten(1, (steps, -1))], dim=2)
@@ -208,10 +211,11 @@ class TheWorld(Gemma3ForConditionalGeneration):
         pixel_values: torch.Tensor | None = None,
         input_features: torch.Tensor | None = None,
         input_features_mask: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.LongTensor]:
+    ) -> tuple[torch.Tensor, torch.LongTensor, torch.Tensor | None]:
         """The embeddings Gemma3Model.forward builds (scaled token embeddings with image features scattered in),
-        with the audio encoder's tokens scattered into the `<audio_soft_token>` positions; and the ids as heard:
-        `input_ids` with each audio token replaced by the word the audio encoder hears there."""
+        with the audio encoder's tokens scattered into the `<audio_soft_token>` positions; the ids as heard:
+        `input_ids` with each audio token replaced by the word the audio encoder hears there; and where the audio
+        encoder's CTC compression left fillers that attention must not see (`hide_ctc_fillers`), else None."""
         if input_features is not None and self.config.audio_config is None:
             raise ValueError("This model has no audio encoder, so it cannot hear; use a model trained with speech")
         image_token_id = self.config.image_token_id
@@ -231,7 +235,11 @@ class TheWorld(Gemma3ForConditionalGeneration):
             is_audio = input_ids == self.config.audio_token_id
             embeds = _scatter(embeds, is_audio, features, "audio")
             input_ids = input_ids.masked_scatter(is_audio, heard.to(input_ids.dtype))
-        return embeds, input_ids
+            if self.audio_encoder.hide_fillers:
+                # The frames a word's merge freed: hidden (attention mask 0), they take no position either, so a
+                # spoken question reads exactly like its typed twin, word for word and position for position.
+                return embeds, input_ids, is_audio & (input_ids == self.get_input_embeddings().padding_idx)
+        return embeds, input_ids, None
 
     def build_world_inputs(
         self,
@@ -244,12 +252,15 @@ class TheWorld(Gemma3ForConditionalGeneration):
         world_latents: torch.Tensor | None = None,
         input_features: torch.Tensor | None = None,
         input_features_mask: torch.Tensor | None = None,
+        world_object_states: torch.Tensor | None = None,
     ) -> WorldInputs:
         """Insert a world block before every `<start_of_image>` and embed the whole prompt.
 
         `world_latents` (N, 1 + k, C, h, w), when given, replace encoding and imagining from `pixel_values`
-        (training caches them). Rows keep their padding side: a right-padded batch (training) stays
-        right-padded, otherwise rows are left-padded to the longest, as generation needs.
+        (training caches them), and `world_object_states` (N, 1 + k, objects, state) the object reader's
+        reading of them (training caches it too, while the reader's detector is frozen). Rows keep their padding
+        side: a right-padded batch (training) stays right-padded, otherwise rows are left-padded to the longest,
+        as generation needs.
         """
         if input_ids is None:
             raise ValueError("World-aware calls need input_ids (the world tokens are placed by token position)")
@@ -257,7 +268,11 @@ class TheWorld(Gemma3ForConditionalGeneration):
         sow, eow, world_id = self.config.world_token_ids
         if world_latents is None:
             world_latents = self.imagine(pixel_values, num_world_steps)
-        world_embeds, courses = self.project_world(world_latents[:, : num_world_steps + 1].to(self.dtype))
+        if world_object_states is not None:
+            world_object_states = world_object_states[:, : num_world_steps + 1].to(self.dtype)
+        world_embeds, courses = self.project_world(
+            world_latents[:, : num_world_steps + 1].to(self.dtype), world_object_states
+        )
         block = world_embeds.shape[1] + 2
         batch, length = input_ids.shape
         device = input_ids.device
@@ -291,7 +306,9 @@ class TheWorld(Gemma3ForConditionalGeneration):
         ids[block_rows, block_positions] = block_ids
         mask[block_rows, block_positions] = 1
 
-        embeds, heard_ids = self._embed_inputs(ids, pixel_values, input_features, input_features_mask)
+        embeds, heard_ids, fillers = self._embed_inputs(ids, pixel_values, input_features, input_features_mask)
+        if fillers is not None:
+            mask = mask.masked_fill(fillers, 0)
         embeds[block_rows[:, 1:-1], block_positions[:, 1:-1]] = world_embeds.to(embeds.dtype)
         if courses is not None:
             first_image = torch.cumsum(images_per_row, 0) - images_per_row  # global index of each row's first image
@@ -321,6 +338,7 @@ class TheWorld(Gemma3ForConditionalGeneration):
         world_latents: torch.Tensor | None,
         input_features: torch.Tensor | None,
         input_features_mask: torch.Tensor | None,
+        world_object_states: torch.Tensor | None = None,
     ) -> WorldInputs:
         """The embedded prompt with its world blocks (`num_world_steps` not None) and audio tokens; without a
         world, no token moves."""
@@ -334,10 +352,13 @@ class TheWorld(Gemma3ForConditionalGeneration):
                 world_latents=world_latents,
                 input_features=input_features,
                 input_features_mask=input_features_mask,
+                world_object_states=world_object_states,
             )
-        embeds, _ = self._embed_inputs(input_ids, pixel_values, input_features, input_features_mask)
+        embeds, _, fillers = self._embed_inputs(input_ids, pixel_values, input_features, input_features_mask)
         positions = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
         mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask
+        if fillers is not None:
+            mask = mask.masked_fill(fillers, 0)
         return WorldInputs(input_ids, embeds, mask, _image_types(token_type_ids), None, positions)
 
     # ------------------------------------------------------------------------------------------ forward
@@ -356,12 +377,13 @@ class TheWorld(Gemma3ForConditionalGeneration):
         world_latents: torch.Tensor | None = None,
         input_features: torch.Tensor | None = None,
         input_features_mask: torch.Tensor | None = None,
+        world_object_states: torch.Tensor | None = None,
         **kwargs,
     ):
         """Gemma 3's forward; with the world on, the logits (and loss) are for the caller's own tokens: the
         world positions are dropped from the output, so `logits[:, i]` always follows `input_ids[:, i]`.
-        `world_latents` may carry precomputed latents of the current and imagined frames (see
-        `build_world_inputs`)."""
+        `world_latents` may carry precomputed latents of the current and imagined frames, and
+        `world_object_states` the object reader's reading of them (see `build_world_inputs`)."""
         prefilled = inputs_embeds is not None or (past_key_values is not None and past_key_values.get_seq_length())
         steps = None if prefilled else self._world_steps(num_world_steps, skip_world_tokens, pixel_values is not None)
         if steps is None and (input_features is None or prefilled):
@@ -386,11 +408,16 @@ class TheWorld(Gemma3ForConditionalGeneration):
             world_latents,
             input_features,
             input_features_mask,
+            world_object_states,
         )
+        if steps is not None or position_ids is None:
+            # World blocks move every later position, and hidden fillers take none: positions count what attention
+            # sees, as generate counts them from the attention mask.
+            position_ids = _positions(world.attention_mask)
         outputs = super().forward(
             inputs_embeds=world.inputs_embeds,
             attention_mask=world.attention_mask,
-            position_ids=position_ids if steps is None else None,  # world blocks move every later position
+            position_ids=position_ids,
             token_type_ids=world.token_type_ids,
             past_key_values=past_key_values,
             **kwargs,
@@ -607,6 +634,11 @@ def _scatter(embeds: torch.Tensor, mask: torch.Tensor, features: torch.Tensor, k
             "build the inputs with this model's processor"
         )
     return embeds.masked_scatter(mask.unsqueeze(-1), features.to(embeds.dtype))
+
+
+def _positions(attention_mask: torch.Tensor) -> torch.LongTensor:
+    """Position ids that count only the tokens attention sees (as `generate` derives them)."""
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
 def _add_mentions(

@@ -225,11 +225,15 @@ class ObjectReader(nn.Module):
         of_kind = now[..., 4 : 4 + self.num_kinds][torch.arange(len(kinds), device=kinds.device), :, kinds]
         return self.kind_embedding(now[..., 0] * of_kind)
 
-    def forward(self, latents: torch.Tensor, word_embeddings: nn.Embedding) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, latents: torch.Tensor, word_embeddings: nn.Embedding, states: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, T, C, h, w) -> world tokens (B, T * slots, D), frame by frame in time order, and each object's
-        course (B, slots, course) for `embed_mentions`."""
+        course (B, slots, course) for `embed_mentions`. `states` (B, T, slots, state), when given, are the
+        latents' decoded states already (`read`; training caches them while the detector is frozen)."""
         batch, steps = latents.shape[:2]
-        states = self.read(latents.flatten(0, 1)).unflatten(0, (batch, steps))
+        if states is None:
+            states = self.read(latents.flatten(0, 1)).unflatten(0, (batch, steps))
         tokens = self.embed_states(states, word_embeddings)
         tokens = tokens + self.step_embedding(torch.arange(steps, device=latents.device))[None, :, None, :]
         return tokens.flatten(1, 2), self.courses(states)

@@ -14,7 +14,8 @@ With `ctc_compression` in the audio config, the frames of each word are merged i
 compression, Gaido et al. 2021): every run of frames with the same greedy non-blank label becomes the mean of
 their tokens, blank frames are dropped, and the merged tokens end the audio block, after `<pad>` readings for
 the frames they freed. A spoken question then reads like its typed twin: the same number of word tokens, the
-same distances to the answer.
+same distances to the answer. With `hide_ctc_fillers` as well, the `<pad>` readings are masked out of attention
+and take no positions, so the spoken prompt reads exactly like the typed one.
 """
 
 import math
@@ -66,6 +67,8 @@ class AudioEncoder(nn.Module):
         super().__init__()
         audio_config = dict(audio_config)
         self.ctc_compression = bool(audio_config.pop("ctc_compression", False))
+        # The model masks the fillers compression leaves out of attention and positions (`TheWorld._embed_inputs`).
+        self.hide_fillers = self.ctc_compression and bool(audio_config.pop("hide_ctc_fillers", False))
         self.tower = Gemma3nAudioEncoder(Gemma3nAudioConfig(**audio_config))
         hidden = self.tower.config.hidden_size
         self.norm = Gemma3RMSNorm(hidden)

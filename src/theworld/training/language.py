@@ -22,6 +22,7 @@ __all__ = [
     "imagine_latents",
     "pad_features",
     "pixel_values_of",
+    "read_objects",
     "train_around_the_world",
     "train_language",
 ]
@@ -39,6 +40,9 @@ class ChatTensors:
     audio_index: torch.Tensor | None = None
     pixel_values: torch.Tensor | None = None
     world_latents: torch.Tensor | None = None
+    # The object reader's reading of `world_latents` (`read_objects`), when the model has one: its detector is
+    # frozen while the language model trains, and reading every batch again was a third of each step.
+    world_object_states: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -54,6 +58,8 @@ class ChatTensors:
         if self.pixel_values is not None:
             batch["pixel_values"] = self.pixel_values[index]
             batch["world_latents"] = self.world_latents[index].float()
+        if self.world_object_states is not None:
+            batch["world_object_states"] = self.world_object_states[index]
         audio = [] if self.audio_index is None else [features[i] for i in self.audio_index[index].tolist() if i >= 0]
         if audio:
             batch["input_features"], batch["input_features_mask"] = pad_features(audio)
@@ -138,6 +144,19 @@ def imagine_latents(model: TheWorld, frames: torch.Tensor, num_world_steps: int,
     return torch.cat(
         [model.imagine(frames[i : i + batch_size], num_world_steps) for i in range(0, len(frames), batch_size)]
     )
+
+
+@torch.no_grad()
+def read_objects(model: TheWorld, latents: torch.Tensor, batch_size: int = 256) -> torch.Tensor | None:
+    """The object reader's decoded states (N, 1 + k, objects, state) of world latents (N, 1 + k, C, h, w), or
+    None for a model without one."""
+    if model.config.world_objects is None:
+        return None
+    states = [
+        model.object_reader.read(latents[i : i + batch_size].flatten(0, 1).float()).unflatten(0, (-1, latents.shape[1]))
+        for i in range(0, len(latents), batch_size)
+    ]
+    return torch.cat(states)
 
 
 def train_language(
