@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 
 from theworld import TheWorld
 from theworld.cli.main import app
-from theworld.training.recipe import SETTINGS, STAGES, run_stage
+from theworld.omni.talker import Speaker
+from theworld.training.recipe import SETTINGS, STAGES, run_stage, train_all
 
 needs_espeak = pytest.mark.skipif(
     shutil.which("espeak-ng") is None and not os.environ.get("THEWORLD_REQUIRE_ESPEAK"),
@@ -49,8 +50,6 @@ def test_every_stage_writes_its_metrics_and_a_loadable_checkpoint(smoke_checkpoi
 def test_the_speech_stages_give_ears_and_a_voice_that_later_stages_keep(smoke_checkpoint):
     from transformers import AutoProcessor
 
-    from theworld.omni.talker import Speaker
-
     folder, metrics = smoke_checkpoint
     assert metrics["hearing"]["speech_recordings"] > 0 and "talker_train_loss" in metrics["speaking"]
     model = TheWorld.from_pretrained(folder)
@@ -59,6 +58,40 @@ def test_the_speech_stages_give_ears_and_a_voice_that_later_stages_keep(smoke_ch
     run_stage("language", folder, SETTINGS["smoke"])
     speaker = Speaker.from_pretrained(folder)  # the voice survives a later stage's atomic rewrite
     assert speaker.speak("yes", max_frames=5).ndim == 1
+
+
+@needs_espeak
+def test_train_all_with_two_jobs_builds_what_the_stages_build_one_by_one(smoke_checkpoint, tmp_path):
+    """`train all` trains the ear and the voice in a second process beside the world stages: the same numbers
+    as the stages run one after another, and nothing of the second process's folder is left behind."""
+    folder, _ = smoke_checkpoint
+    one_by_one = json.loads((folder / "training_log.json").read_text())
+    train_all(tmp_path / "tiny", SETTINGS["smoke"], jobs=2)
+    together = json.loads((tmp_path / "tiny" / "training_log.json").read_text())
+    for stage, figure in [
+        ("hearing", "ears_ctc_loss"),
+        ("hearing", "hearing_train_loss"),
+        ("speaking", "talker_train_loss"),
+    ]:
+        assert together[stage][0]["metrics"][figure] == one_by_one[stage][0]["metrics"][figure], (stage, figure)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny"]
+    assert Speaker.from_pretrained(tmp_path / "tiny").speak("yes", max_frames=5).ndim == 1
+
+
+@needs_espeak
+def test_a_failing_second_process_keeps_the_world_stages(tmp_path):
+    from dataclasses import replace
+
+    broken = replace(SETTINGS["smoke"], ears_batch_size=0)  # the second process cannot train the ear
+    with pytest.raises(RuntimeError, match="second process .* failed.*train hearing"):
+        train_all(tmp_path / "tiny", broken, jobs=2)
+    assert set(json.loads((tmp_path / "tiny" / "training_log.json").read_text())) == {
+        "vae",
+        "dynamics",
+        "objects",
+        "language",
+    }
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny"]
 
 
 def test_the_vae_stage_records_latent_statistics(smoke_checkpoint):

@@ -29,10 +29,17 @@ def train(
     speech_clips: int | None = typer.Option(
         None, min=1, help="Override how many training clips the hearing stage asks (typed and spoken) questions about."
     ),
+    hide_ctc_fillers: bool | None = typer.Option(
+        None, help="Override whether the hearing stage hides CTC compression's fillers from attention."
+    ),
     threads: int | None = typer.Option(1, help="PyTorch CPU threads (1 is fastest on 2-core machines)."),
+    jobs: int = typer.Option(
+        2, min=1, max=2, help="`all` only: 2 trains the ear and the voice in a second process beside the world stages."
+    ),
 ) -> None:
     """Train the tiny default model from scratch on ToyWorld: tokenizer, VAE, dynamics, object reader, language,
-    hearing, speaking.
+    hearing, speaking. `all` runs them in order, the ear's transcription training and the voice in a second
+    process beside the world stages (`--jobs 2`).
 
     A stage run on a folder that already has it continues from its weights: the shipped model ran `vae`,
     `dynamics`, `language`, `language --language-steps 2000 --seed 1`, `hearing`, `speaking` (with the
@@ -57,10 +64,11 @@ def train(
         "ears_steps": ears_steps,
         "speech_steps": speech_steps,
         "speech_clips": speech_clips,
+        "hide_ctc_fillers": hide_ctc_fillers,
     }
     chosen = replace(SETTINGS[settings], **{k: v for k, v in overrides.items() if v is not None})
     with user_errors():
         if stage == "all":
-            train_all(output_dir, chosen)
+            train_all(output_dir, chosen, jobs=jobs)
         else:
             run_stage(stage, output_dir, chosen)
