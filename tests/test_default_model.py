@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 import theworld
 from theworld import TheWorld
 from theworld.cli.main import app
+from theworld.files import usual_mode
 from theworld.toyworld import make_examples
 from theworld.toyworld.language import QUADRANTS
 from theworld.training.evaluate import answer_questions
@@ -62,6 +63,7 @@ def test_ask_cli_answers_and_saves_the_imagined_world(tmp_path):
     strip = Image.open(tmp_path / "world.png")
     assert strip.width > 5 * strip.height  # the current frame and 4 imagined ones, side by side
     assert Image.open(tmp_path / "world.gif").n_frames == 5
+    assert (tmp_path / "world.png").stat().st_mode & 0o777 == usual_mode(), "not mkstemp's private 0600"
 
 
 @pytest.mark.parametrize(

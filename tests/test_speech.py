@@ -11,6 +11,7 @@ import torch
 from conftest import make_image, randomise
 
 from theworld import TheWorld
+from theworld.files import usual_mode
 from theworld.media import MediaError
 from theworld.modeling.presets import config_from_name
 from theworld.omni.audio import SAMPLING_RATE, EspeakVoice, load_audio, save_audio, synthesize_speech
@@ -64,6 +65,7 @@ def test_save_audio_is_atomic(tmp_path, monkeypatch):
     path = save_audio(tmp_path / "answer.wav", tone(0.2))
     data, rate = soundfile.read(path)
     assert rate == SAMPLING_RATE and len(data) == int(0.2 * SAMPLING_RATE)
+    assert path.stat().st_mode & 0o777 == usual_mode(), "the umask's permissions, not mkstemp's private 0600"
 
     def crash(*args, **kwargs):
         raise RuntimeError("disk full")

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from theworld.files import usual_mode
 from theworld.world import io
 from theworld.world.io import InputError, read_input, sanitize_name, unique_names, write_sample
 
@@ -41,6 +42,7 @@ def test_unique_names_suffix_duplicates_case_insensitively():
 def test_write_sample_writes_every_artifact(tmp_path):
     video = frames()
     out = write_sample(tmp_path, "robot", video, 8, {"prompt": "p"}, {"seed": 1})
+    assert out.stat().st_mode & 0o777 == usual_mode(directory=True), "not mkdtemp's private 0700"
     assert out == tmp_path / "robot"
     assert sorted(p.name for p in out.iterdir()) == [
         "frames",

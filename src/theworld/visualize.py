@@ -1,12 +1,12 @@
 """Save frames people look at: a PNG strip and a GIF of the current frame and the imagined future."""
 
-import os
-import tempfile
 from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
 from PIL import Image
+
+from theworld.files import write_atomically
 
 __all__ = ["save_strip_and_gif"]
 
@@ -22,17 +22,6 @@ def save_strip_and_gif(frames: np.ndarray, path: "str | Path", scale: int = 4, f
     separator = np.full((big[0].shape[0], scale, 3), 255, dtype=np.uint8)
     strip = np.concatenate([part for f in big for part in (f, separator)][:-1], axis=1)
     png, gif = base.with_suffix(".png"), base.with_suffix(".gif")
-    _atomic(png, lambda tmp: Image.fromarray(strip).save(tmp, format="PNG"))
-    _atomic(gif, lambda tmp: iio.imwrite(tmp, np.stack(big), extension=".gif", duration=1000 / fps, loop=0))
+    write_atomically(png, lambda tmp: Image.fromarray(strip).save(tmp, format="PNG"))
+    write_atomically(gif, lambda tmp: iio.imwrite(tmp, np.stack(big), extension=".gif", duration=1000 / fps, loop=0))
     return png, gif
-
-
-def _atomic(target: Path, write) -> None:
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    os.close(descriptor)
-    try:
-        write(temporary)
-        os.replace(temporary, target)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from theworld.files import write_atomically
 from theworld.media import MediaError
 
 __all__ = [
@@ -59,17 +60,12 @@ def save_audio(path: "str | Path", audio: np.ndarray, sampling_rate: int = SAMPL
     """Write a 16-bit PCM wav next to `path` and rename it into place: a crash never leaves half a file."""
     import soundfile
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, staging = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".wav", dir=path.parent)
-    os.close(descriptor)
-    try:
-        soundfile.write(staging, np.clip(audio, -1.0, 1.0), sampling_rate, subtype="PCM_16", format="WAV")
-        os.replace(staging, path)
-    finally:
-        if os.path.exists(staging):
-            os.remove(staging)
-    return path
+    samples = np.clip(audio, -1.0, 1.0)
+    return write_atomically(
+        Path(path),
+        lambda staging: soundfile.write(staging, samples, sampling_rate, subtype="PCM_16", format="WAV"),
+        suffix=".wav",
+    )
 
 
 @dataclass(frozen=True)

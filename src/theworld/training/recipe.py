@@ -22,6 +22,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from transformers import AutoProcessor
 
+from theworld.files import usual_mode
 from theworld.modeling.modeling_theworld import TheWorld
 from theworld.modeling.presets import PRESETS, config_from_name, resolve_world_objects
 from theworld.modeling.processing import build_processor, train_tokenizer
@@ -565,7 +566,7 @@ def _save_atomically(
     log = json.loads(log_path.read_text()) if log_path.is_file() else {}
     log.setdefault(stage, []).append({"metrics": metrics, "settings": asdict(settings)})  # every pass, in order
     staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}-", dir=output_dir.parent))
-    staging.chmod(0o777 & ~_umask())  # mkdtemp makes a private folder; a checkpoint gets the usual permissions
+    staging.chmod(usual_mode(directory=True))  # mkdtemp makes a private folder; a checkpoint gets the usual ones
     try:
         model.save_pretrained(staging)
         processor.save_pretrained(staging)
@@ -583,12 +584,6 @@ def _save_atomically(
         shutil.rmtree(previous, ignore_errors=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _fmt(value) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from theworld.files import usual_mode
 from theworld.world.spec import IMAGE_SUFFIXES
 
 __all__ = ["InputError", "read_input", "sanitize_name", "unique_names", "write_sample"]
@@ -111,6 +112,7 @@ def write_sample(
     output_dir.mkdir(parents=True, exist_ok=True)
     final = output_dir / name
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=output_dir))
+    tmp.chmod(usual_mode(directory=True))  # mkdtemp's folder is private; the sample's gets the usual permissions
     try:
         frames_dir = tmp / "frames"
         frames_dir.mkdir()

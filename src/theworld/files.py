@@ -1,0 +1,32 @@
+"""Atomic writes: a file or folder is written next to its destination and renamed into place, so a crash never
+leaves half of it. `tempfile` makes them private (0600 / 0700); what lands in place gets the permissions any new
+file gets (the umask's), as a plain `open` would have given it."""
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+__all__ = ["usual_mode", "write_atomically"]
+
+
+def usual_mode(directory: bool = False) -> int:
+    mask = os.umask(0)  # the only way to read the umask is to set it
+    os.umask(mask)
+    return (0o777 if directory else 0o666) & ~mask
+
+
+def write_atomically(target: Path, write: Callable[[str], None], suffix: str = "") -> Path:
+    """`write(staging_path)`, then rename the staging file onto `target`."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, staging = tempfile.mkstemp(prefix=f".{target.name}-", suffix=suffix, dir=target.parent)
+    os.close(descriptor)
+    try:
+        write(staging)
+        os.chmod(staging, usual_mode())
+        os.replace(staging, target)
+    finally:
+        if os.path.exists(staging):
+            os.remove(staging)
+    return target
