@@ -73,7 +73,8 @@ class RecipeSettings:
     facts_batch_size: int = 256
     # One pass from a fresh language model, measured on the shipped world parts (600 test questions, static /
     # temporal / world off): 2000 clips, 1500 steps at 1e-3: 84.5 / 77.5 / 59.0; 2000 clips, 2000 steps at 3e-3:
-    # 90.0 / 76.8 / 55.7; 6000 clips, 2000 steps at 3e-3: 85.1 / 80.1 / 57.2.
+    # 90.0 / 76.8 / 55.7; 6000 clips, 2000 steps at 3e-3: 85.1 / 80.1 / 57.2. The same pass in `train all` from
+    # nothing gave 72.3 / 69.4 / 56.1 after hearing (it did not learn to read the pair facts): one pass is not enough.
     language_clips: int = 6000
     questions_per_clip: int = 6
     language_steps: int = 2000
