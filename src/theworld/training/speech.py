@@ -411,12 +411,14 @@ def round_trip(model: TheWorld, processor: TheWorldProcessor, speaker: Speaker) 
 
 
 def content_word_accuracy(references: list[str], transcripts: list[str]) -> float:
-    """Share of the references' content words (colours, shape kinds, step counts) that the transcripts have in
-    the same order: the n-th content word heard is compared with the n-th one said, a missing one is wrong."""
+    """Share of the references' content words (colours, shape kinds, step counts, and the words that say which
+    question it is: left, above, larger, floor, faster, meet) that the transcripts have in the same order: the n-th
+    content word heard is compared with the n-th one said, a missing one is wrong."""
     from theworld.toyworld import COLOURS, KINDS
     from theworld.toyworld.language import MAX_STEPS
 
-    content = {*COLOURS, *KINDS, *(str(k) for k in range(1, MAX_STEPS + 1))}
+    relations = {"left", "above", "larger", "floor", "faster", "meet"}
+    content = {*COLOURS, *KINDS, *(str(k) for k in range(1, MAX_STEPS + 1)), *relations}
     said_heard = [
         [[w for w in normalize_text(text).split() if w in content] for text in pair]
         for pair in zip(references, transcripts, strict=True)
