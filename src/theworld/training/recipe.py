@@ -22,7 +22,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from transformers import AutoProcessor
 
-from theworld.files import usual_mode
+from theworld.files import write_folder_atomically
 from theworld.modeling.modeling_theworld import TheWorld
 from theworld.modeling.presets import PRESETS, config_from_name, resolve_world_objects
 from theworld.modeling.processing import build_processor, train_tokenizer
@@ -562,13 +562,11 @@ def _save_atomically(
     model, processor, output_dir: Path, stage: str, metrics: dict, settings, speaker: Speaker | None = None
 ) -> None:
     """Write the whole folder next to its destination, then swap it in: a crash never leaves half a checkpoint."""
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
     log_path = output_dir / "training_log.json"
     log = json.loads(log_path.read_text()) if log_path.is_file() else {}
     log.setdefault(stage, []).append({"metrics": metrics, "settings": asdict(settings)})  # every pass, in order
-    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}-", dir=output_dir.parent))
-    staging.chmod(usual_mode(directory=True))  # mkdtemp makes a private folder; a checkpoint gets the usual ones
-    try:
+
+    def fill(staging: Path) -> None:
         model.save_pretrained(staging)
         processor.save_pretrained(staging)
         if speaker is not None:
@@ -578,13 +576,8 @@ def _save_atomically(
                 if (output_dir / folder).is_dir():
                     shutil.copytree(output_dir / folder, staging / folder)
         (staging / "training_log.json").write_text(json.dumps(log, indent=2))
-        previous = output_dir.with_name(f".{output_dir.name}-previous")
-        if output_dir.exists():
-            output_dir.rename(previous)
-        staging.rename(output_dir)
-        shutil.rmtree(previous, ignore_errors=True)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+
+    write_folder_atomically(output_dir, fill)
 
 
 def _fmt(value) -> str:

@@ -8,17 +8,14 @@ sample leaves nothing behind.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from theworld.files import usual_mode
+from theworld.files import write_folder_atomically
 from theworld.world.spec import IMAGE_SUFFIXES
 
 __all__ = ["InputError", "read_input", "sanitize_name", "unique_names", "write_sample"]
@@ -108,29 +105,16 @@ def write_sample(
         raise ValueError(f"frames must be (T, H, W, 3) uint8, got {frames.shape} {frames.dtype}")
     if name != sanitize_name(name):
         raise ValueError(f"name {name!r} is not sanitised; pass it through unique_names first")
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    final = output_dir / name
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=output_dir))
-    tmp.chmod(usual_mode(directory=True))  # mkdtemp's folder is private; the sample's gets the usual permissions
-    try:
-        frames_dir = tmp / "frames"
+
+    def fill(folder: Path) -> None:
+        frames_dir = folder / "frames"
         frames_dir.mkdir()
         digits = max(3, len(str(len(frames) - 1)))
         for i, frame in enumerate(frames):
             Image.fromarray(frame).save(frames_dir / f"{i:0{digits}d}.png")
-        _write_mp4(tmp / f"{name}.mp4", frames, fps)
-        _write_gif(tmp / f"{name}.gif", frames, fps)
-        _write_json(tmp / "spec.json", spec)
-        _write_json(tmp / "record.json", record)
-        if final.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".old", dir=output_dir))
-            os.replace(final, old / name)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return final
+        _write_mp4(folder / f"{name}.mp4", frames, fps)
+        _write_gif(folder / f"{name}.gif", frames, fps)
+        _write_json(folder / "spec.json", spec)
+        _write_json(folder / "record.json", record)
+
+    return write_folder_atomically(Path(output_dir) / name, fill)
