@@ -330,8 +330,7 @@ def _add_ears(model: TheWorld, processor, settings: RecipeSettings):
     return processor
 
 
-def _train_ears(model: TheWorld, processor, data: SpeechData, settings: RecipeSettings) -> float:
-    transcripts = speech.transcript_ids(processor.tokenizer, data.ear_texts)
+def _train_ears(model: TheWorld, data: SpeechData, transcripts: list, settings: RecipeSettings) -> float:
     return speech.train_ears(
         model,
         data.ear_features,
@@ -350,12 +349,16 @@ def _stage_hearing(
     transcription training and the speech were done there already."""
     processor = _add_ears(model, processor, settings)
     examples = _hearing_examples(settings)
+    data = (
+        _speech_data(processor, examples, settings)
+        if ears is None
+        else SpeechData.load(ears / "speech_data.safetensors")
+    )
+    transcripts = speech.transcript_ids(processor.tokenizer, data.ear_texts)
     if ears is None:
-        data = _speech_data(processor, examples, settings)
-        ears_loss = _train_ears(model, processor, data, settings)
+        ears_loss = _train_ears(model, data, transcripts, settings)
     else:
         model.audio_encoder.load_state_dict(load_file(ears / "ears.safetensors"))
-        data = SpeechData.load(ears / "speech_data.safetensors")
         ears_loss = json.loads((ears / "ears_metrics.json").read_text())["ears_ctc_loss"]
     torch.manual_seed(settings.seed)  # the same from here on whether the ear was trained here or apart
     texts, features = data.texts, data.features
@@ -400,7 +403,6 @@ def _stage_hearing(
         )
         return ChatTensors(**encoded, audio_index=torch.tensor(indices))
 
-    transcripts = speech.transcript_ids(processor.tokenizer, data.ear_texts)
     # The spoken answers are short and few: a kind of their own, or the long questions drown them out.
     repeat_answers = repeat(spoken_answers)
     repeat_questions = repeat([i for i, text in enumerate(texts) if text not in answer_set])
@@ -462,7 +464,7 @@ def _ears_apart(folder: Path, settings: RecipeSettings, threads: int = 1) -> Non
     processor = _add_ears(model, processor, settings)
     data = _speech_data(processor, _hearing_examples(settings), settings)
     started = time.perf_counter()
-    ears_loss = _train_ears(model, processor, data, settings)
+    ears_loss = _train_ears(model, data, speech.transcript_ids(processor.tokenizer, data.ear_texts), settings)
     save_file(model.audio_encoder.state_dict(), folder / "ears.safetensors")
     data.save(folder / "speech_data.safetensors")
     seconds = round(time.perf_counter() - started, 1)
