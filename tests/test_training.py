@@ -62,13 +62,15 @@ def test_the_speech_stages_give_ears_and_a_voice_that_later_stages_keep(smoke_ch
 
 @needs_espeak
 def test_train_all_with_two_jobs_builds_what_the_stages_build_one_by_one(smoke_checkpoint, tmp_path):
-    """`train all` trains the ear and the voice in a second process beside the world stages: the same numbers
-    as the stages run one after another, and nothing of the second process's folder is left behind."""
+    """`train all` trains the ear and the voice in a second process beside the world stages, and the language
+    stage in two: the same numbers as the stages run one after another in one process, and nothing of the second
+    process's folder is left behind."""
     folder, _ = smoke_checkpoint
     one_by_one = json.loads((folder / "training_log.json").read_text())
     train_all(tmp_path / "tiny", SETTINGS["smoke"], jobs=2)
     together = json.loads((tmp_path / "tiny" / "training_log.json").read_text())
     for stage, figure in [
+        ("language", "language_train_loss"),  # half of each batch in a second process
         ("hearing", "ears_ctc_loss"),
         ("hearing", "hearing_train_loss"),
         ("speaking", "talker_train_loss"),
@@ -92,6 +94,45 @@ def test_a_failing_second_process_keeps_the_world_stages(tmp_path):
         "language",
     }
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny"]
+
+
+def test_the_language_stage_makes_the_same_checkpoint_in_one_or_two_processes(smoke_checkpoint, tmp_path):
+    from safetensors.torch import load_file
+
+    folder, _ = smoke_checkpoint
+    for jobs in (1, 2):
+        shutil.copytree(folder, tmp_path / f"jobs{jobs}")
+        run_stage("language", tmp_path / f"jobs{jobs}", SETTINGS["smoke"], jobs=jobs)
+    one, two = (load_file(tmp_path / f"jobs{jobs}" / "model.safetensors") for jobs in (1, 2))
+    assert one.keys() == two.keys()
+    assert all(torch.equal(one[name], two[name]) for name in one), "two processes must make the same update as one"
+    trained = load_file(folder / "model.safetensors")
+    name = "language_model.model.embed_tokens.weight"
+    assert not torch.equal(trained[name], one[name]), "the language stage trained"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["jobs1", "jobs2"]
+
+
+def _helper_that_breaks():
+    import torch.distributed as dist
+
+    dist.all_reduce(torch.ones(2))
+    raise ValueError("the helper broke halfway")
+
+
+def test_a_failing_data_parallel_helper_is_reported_not_waited_for():
+    import time
+
+    import torch.distributed as dist
+
+    from theworld.training.parallel import data_parallel
+
+    started = time.perf_counter()
+    with pytest.raises(RuntimeError, match="(?s)the helper broke halfway.*helper process failed.*--jobs 1"):
+        with data_parallel(2, _helper_that_breaks, ()):
+            for _ in range(3):
+                dist.all_reduce(torch.ones(2))
+    assert not dist.is_initialized(), "the process group is torn down"
+    assert time.perf_counter() - started < 120, "a dead helper is noticed at once, not after the group's timeout"
 
 
 def test_the_vae_stage_records_latent_statistics(smoke_checkpoint):

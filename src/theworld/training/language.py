@@ -13,6 +13,7 @@ from transformers import Gemma3Processor
 
 from theworld.modeling.modeling_theworld import TheWorld
 from theworld.omni.audio_encoder import audio_token_count
+from theworld.training.data import to_model_range
 from theworld.training.loop import optimize
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "pad_features",
     "pixel_values_of",
     "read_objects",
+    "seen_world",
     "train_around_the_world",
     "train_language",
 ]
@@ -159,35 +161,65 @@ def read_objects(model: TheWorld, latents: torch.Tensor, batch_size: int = 256) 
     return torch.cat(states)
 
 
+def seen_world(model: TheWorld, processor: Gemma3Processor, images: list[np.ndarray]) -> dict[str, torch.Tensor]:
+    """`ChatTensors`' pixel values, world latents (half precision) and object states of `images`, each distinct
+    image computed once: a clip's questions share frames, and imagining them was most of preparing the data."""
+    first_of: dict[bytes, int] = {}
+    distinct: list[np.ndarray] = []
+    index = []
+    for image in images:
+        key = image.tobytes()
+        if key not in first_of:
+            first_of[key] = len(distinct)
+            distinct.append(image)
+        index.append(first_of[key])
+    index = torch.tensor(index)
+    latents = imagine_latents(model, to_model_range(np.stack(distinct)), model.config.num_world_steps).half()
+    states = read_objects(model, latents)
+    return {
+        "pixel_values": pixel_values_of(processor, distinct)[index],
+        "world_latents": latents[index],
+        "world_object_states": None if states is None else states[index],
+    }
+
+
 def train_language(
     model: TheWorld,
-    data: ChatTensors,
+    shards: dict[int, ChatTensors],
     steps: int,
     num_world_steps: int,
-    batch_size: int = 32,
+    batch_size: int = 16,
     lr: float = 1e-3,
     world_dropout: float = 0.15,
     seed: int = 0,
+    num_shards: int = 1,
 ) -> float:
-    """Train everything but the frozen world encoder and dynamics on `data`; returns the last loss.
+    """Train everything but the frozen world encoder and dynamics on the data `shards` this process holds (of
+    `num_shards`: the rest are in the other processes of its group, `training.parallel`); returns the last loss.
+    Every update takes `batch_size` examples from each shard.
 
-    With probability `world_dropout` a batch is seen without world tokens, so the model also answers what the
-    image alone can tell (the `skip_world_tokens` ablation is then a fair baseline, not an unseen input).
+    With probability `world_dropout` a shard's batch is seen without world tokens, so the model also answers what
+    the image alone can tell (the `skip_world_tokens` ablation is then a fair baseline, not an unseen input).
     """
-    generator = torch.Generator().manual_seed(seed)
+    # Each shard draws from its own seeded stream, whichever process holds it.
+    generators = {shard: torch.Generator().manual_seed(seed + 1_000_003 * shard) for shard in shards}
 
-    def step_loss() -> tuple[torch.Tensor, float]:
+    def step_loss(shard: int) -> tuple[torch.Tensor, float]:
+        data, generator = shards[shard], generators[shard]
         index = torch.randint(len(data), (batch_size,), generator=generator)
         skip = bool(torch.rand((), generator=generator) < world_dropout)
         loss = model(**data.batch(index), num_world_steps=num_world_steps, skip_world_tokens=skip).loss
         return loss, loss.item()
 
-    return train_around_the_world(model, step_loss, steps, lr, "language")
+    return train_around_the_world(model, step_loss, steps, lr, "language", shards=num_shards)
 
 
-def train_around_the_world(model: TheWorld, step_loss, steps: int, lr: float, description: str) -> float:
+def train_around_the_world(
+    model: TheWorld, step_loss, steps: int, lr: float, description: str, shards: int | None = None
+) -> float:
     """Optimise everything but the world encoder, dynamics, object detector and fact heads (frozen: the language
-    model learns to read the world they give) with `step_loss`; returns the last loss."""
+    model learns to read the world they give) with `step_loss` (of a shard, with `shards`: `loop.optimize`);
+    returns the last loss."""
     frozen = [model.world_encoder, model.dynamics]
     if model.config.world_objects is not None:
         frozen.append(model.object_reader.detector)
@@ -197,7 +229,9 @@ def train_around_the_world(model: TheWorld, step_loss, steps: int, lr: float, de
         module.requires_grad_(False)
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
-    loss_value = optimize(trainable, steps, lr, step_loss, description, weight_decay=0.01, warmup_fraction=0.05)
+    loss_value = optimize(
+        trainable, steps, lr, step_loss, description, weight_decay=0.01, warmup_fraction=0.05, shards=shards
+    )
     for module in frozen:
         module.requires_grad_(True)
     model.eval()

@@ -36,9 +36,7 @@ from theworld.training.dynamics import encode_clips, train_dynamics
 from theworld.training.language import (
     ChatTensors,
     encode_chats,
-    imagine_latents,
-    pixel_values_of,
-    read_objects,
+    seen_world,
     train_language,
 )
 from theworld.training.objects import (
@@ -49,6 +47,7 @@ from theworld.training.objects import (
     train_object_facts,
     train_object_reader,
 )
+from theworld.training.parallel import data_parallel, held_shards
 from theworld.training.vae import latent_statistics, reconstruction_psnr, train_vae
 
 __all__ = ["STAGES", "SETTINGS", "RecipeSettings", "run_stage", "train_all"]
@@ -78,7 +77,10 @@ class RecipeSettings:
     language_clips: int = 6000
     questions_per_clip: int = 6
     language_steps: int = 2000
-    language_batch_size: int = 32
+    # Each update takes `language_batch_size` examples from each of `language_shards` shards: two shards are two
+    # processes' halves of the batch on two cores (`run_stage(..., jobs=2)`), or one process's, with the same result.
+    language_shards: int = 2
+    language_batch_size: int = 16
     language_lr: float = 3e-3
     speech_clips: int = 1000
     ears_steps: int = 1200
@@ -130,7 +132,7 @@ SETTINGS = {
         language_clips=6,
         questions_per_clip=2,
         language_steps=2,
-        language_batch_size=4,
+        language_batch_size=2,
         speech_clips=3,
         ears_steps=2,
         ears_batch_size=4,
@@ -235,28 +237,37 @@ def _stage_objects(model: TheWorld, processor, settings: RecipeSettings) -> dict
 
 
 def _stage_language(model: TheWorld, processor, settings: RecipeSettings) -> dict:
+    """The language model learns to answer ToyWorld questions about an image and the world's reading of it. The
+    examples are split into `language_shards`; with a process group (`_language_helper`) each process prepares and
+    trains on its own."""
     examples = make_examples("train", settings.language_clips, questions_per_clip=settings.questions_per_clip)
-    images = [e.image for e in examples]
-    encoded = encode_chats(
-        processor, images, [None] * len(examples), [e.question for e in examples], [e.answer for e in examples]
-    )
-    latents = imagine_latents(model, to_model_range(np.stack(images)), model.config.num_world_steps).half()
-    data = ChatTensors(
-        **encoded,
-        pixel_values=pixel_values_of(processor, images),
-        world_latents=latents,
-        world_object_states=read_objects(model, latents),
-    )
+    shards = {}
+    for shard in held_shards(settings.language_shards):
+        mine = examples[shard :: settings.language_shards]
+        images = [e.image for e in mine]
+        encoded = encode_chats(
+            processor, images, [None] * len(mine), [e.question for e in mine], [e.answer for e in mine]
+        )
+        shards[shard] = ChatTensors(**encoded, **seen_world(model, processor, images))
     loss = train_language(
         model,
-        data,
+        shards,
         settings.language_steps,
         model.config.num_world_steps,
         batch_size=settings.language_batch_size,
         lr=settings.language_lr,
         seed=settings.seed,
+        num_shards=settings.language_shards,
     )
     return {"language_train_loss": loss, "language_examples": len(examples)}
+
+
+def _language_helper(output_dir: Path, settings: RecipeSettings) -> None:
+    """Rank 1 of the language stage's process group (`run_stage(..., jobs=2)`): the same checkpoint, the same
+    steps, the other shard."""
+    model, processor = TheWorld.from_pretrained(output_dir), AutoProcessor.from_pretrained(output_dir)
+    torch.manual_seed(settings.seed)  # as `run_stage` seeds rank 0
+    _stage_language(model, processor, settings)
 
 
 @dataclass
@@ -373,23 +384,15 @@ def _stage_hearing(
     frames = [len(features[i]) for i in chosen]
     images = [e.image for e in examples]
     answers = [e.answer for e in examples]
-    pixel_values = pixel_values_of(processor, images)
-    latents = imagine_latents(model, to_model_range(np.stack(images)), model.config.num_world_steps).half()
-    object_states = read_objects(model, latents)
+    world = seen_world(model, processor, images)
     none = [None] * len(examples)
     typed = ChatTensors(
         **encode_chats(processor, images, none, [e.question for e in examples], answers),
         audio_index=torch.full((len(examples),), -1),
-        pixel_values=pixel_values,
-        world_latents=latents,
-        world_object_states=object_states,
+        **world,
     )
     spoken = ChatTensors(
-        **encode_chats(processor, images, frames, none, answers),
-        audio_index=torch.tensor(chosen),
-        pixel_values=pixel_values,
-        world_latents=latents,
-        world_object_states=object_states,
+        **encode_chats(processor, images, frames, none, answers), audio_index=torch.tensor(chosen), **world
     )
 
     def repeat(indices: list[int]) -> ChatTensors:
@@ -487,9 +490,12 @@ def _measured(measure, *args):
 STAGES = ("vae", "dynamics", "objects", "language", "hearing", "speaking")
 
 
-def run_stage(stage: str, output_dir: Path, settings: RecipeSettings, made_apart: Path | None = None) -> dict:
+def run_stage(
+    stage: str, output_dir: Path, settings: RecipeSettings, made_apart: Path | None = None, jobs: int = 1
+) -> dict:
     """Run one stage on the checkpoint in `output_dir` (created by the "vae" stage) and save it back. With
-    `made_apart` (a folder `_ears_apart` filled), the hearing and speaking stages take what was made there."""
+    `made_apart` (a folder `_ears_apart` filled), the hearing and speaking stages take what was made there. With
+    `jobs=2`, the language stage trains in two processes, one data shard each (the same checkpoint as one)."""
     if stage not in STAGES:
         raise ValueError(f"Unknown stage {stage!r}; choose one of {', '.join(STAGES)} or 'all'")
     output_dir = Path(output_dir)
@@ -509,7 +515,8 @@ def run_stage(stage: str, output_dir: Path, settings: RecipeSettings, made_apart
     elif stage == "objects":
         metrics = _stage_objects(model, processor, settings)
     elif stage == "language":
-        metrics = _stage_language(model, processor, settings)
+        with data_parallel(min(jobs, settings.language_shards), _language_helper, (output_dir, settings)):
+            metrics = _stage_language(model, processor, settings)
     elif stage == "hearing":
         metrics, processor = _stage_hearing(model, processor, settings, made_apart)
     else:
@@ -520,13 +527,10 @@ def run_stage(stage: str, output_dir: Path, settings: RecipeSettings, made_apart
     return metrics
 
 
-WORLD_STAGES = STAGES[:4]  # what the hearing and speaking stages build on
-
-
 def train_all(output_dir: Path, settings: RecipeSettings, jobs: int = 2) -> dict:
     """Every stage in order. With `jobs=2`, a second process makes the speech data, trains the ear to transcribe
-    and trains the voice while this one runs the world stages (they need nothing from each other): on 2 cores
-    that takes the hearing stage's longest part off the critical path."""
+    and trains the voice while this one runs the vae, dynamics and objects stages (they need nothing from each
+    other), and then the language stage runs in two processes: on 2 cores neither sits idle for long."""
     output_dir = Path(output_dir)
     metrics: dict = {}
     if jobs < 2:
@@ -541,16 +545,17 @@ def train_all(output_dir: Path, settings: RecipeSettings, jobs: int = 2) -> dict
     try:
         ears.start()
         console.print(f"ears and voice train in a second process (log: {apart / 'ears_and_voice.log'})")
-        for stage in WORLD_STAGES:
+        for stage in ("vae", "dynamics", "objects"):
             metrics.update(run_stage(stage, output_dir, settings))
-        ears.join()
+        ears.join()  # before the language stage takes the second core
+        metrics.update(run_stage("language", output_dir, settings, jobs=jobs))
         if ears.exitcode != 0:
             log = (apart / "ears_and_voice.log").read_text(errors="replace")[-3000:]
             raise RuntimeError(
                 f"{log}\nThe second process (ears and voice) failed, above; the world stages are saved in "
                 f"{output_dir}: run `theworld train hearing` and `theworld train speaking` to finish"
             )
-        for stage in STAGES[len(WORLD_STAGES) :]:
+        for stage in ("hearing", "speaking"):
             metrics.update(run_stage(stage, output_dir, settings, made_apart=apart))
     finally:
         if ears.is_alive():

@@ -1,0 +1,118 @@
+"""Data parallel training on the cores of one machine: a helper process joins this one in a gloo process group.
+
+A 2-core machine runs the tiny model's training single-threaded in each process (PyTorch with 2 threads is up to
+40x slower here), so the second core is only used if a second process takes half of each batch. The data is split
+into a fixed number of shards, each with its own sampling seed; a process trains on the shards it holds and the
+gradients are averaged over all of them. With two shards, one process holding both (gradient accumulation) and two
+holding one each (all-reduce) make the same update to the bit (a + b = b + a; halving is exact), so the checkpoint
+does not depend on how many jobs ran.
+
+Why not `DistributedDataParallel`: with `world_dropout` the two halves of a batch may use different parameters
+(a batch without world tokens leaves the projector out), which DDP handles only by probing for unused parameters
+every step, and it has no single-process form that gives the same numbers. Averaging the gradients by hand is one
+`all_reduce` of one flat tensor per step.
+"""
+
+import multiprocessing
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+__all__ = ["average_gradients", "data_parallel", "held_shards"]
+
+# Long enough for the helper to prepare its half of the data before the first all-reduce; a helper that dies is
+# noticed at once (its socket closes), not after this.
+TIMEOUT = timedelta(minutes=30)
+READY = "helper ready"
+
+
+def held_shards(count: int) -> range:
+    """The shards of `count` this process trains on: all of them, or its rank's share in a process group."""
+    if not dist.is_initialized():
+        return range(count)
+    return range(dist.get_rank(), count, dist.get_world_size())
+
+
+def average_gradients(parameters: Sequence[torch.nn.Parameter], figure: float) -> float:
+    """Sum `parameters`' gradients (already divided by the number of shards) and `figure` over the process group.
+    A parameter a shard did not use gets a zero gradient in every case, so that the update is the same with any
+    number of processes (AdamW skips a parameter whose gradient is None but not one whose gradient is zero)."""
+    for parameter in parameters:
+        if parameter.grad is None:
+            parameter.grad = torch.zeros_like(parameter)
+    if not dist.is_initialized():
+        return figure
+    grads = [parameter.grad for parameter in parameters]
+    flat = torch.cat([g.flatten() for g in grads])
+    dist.all_reduce(flat)
+    for grad, summed in zip(grads, flat.split([g.numel() for g in grads]), strict=True):
+        grad.copy_(summed.view_as(grad))
+    summed_figure = torch.tensor([figure], dtype=torch.float64)
+    dist.all_reduce(summed_figure)
+    return summed_figure.item()
+
+
+def _helper(work: Callable, args: tuple, folder: Path, threads: int) -> None:
+    torch.set_num_threads(threads)
+    log = open(folder / "helper.log", "w")  # noqa: SIM115 - open for the life of this process
+    os.dup2(log.fileno(), 1)  # its progress bars would garble rank 0's on the same terminal
+    os.dup2(log.fileno(), 2)
+    store = dist.FileStore(str(folder / "rendezvous"), 2)
+    store.set(READY, "1")
+    dist.init_process_group("gloo", store=store, rank=1, world_size=2, timeout=TIMEOUT)
+    try:
+        work(*args)
+    finally:
+        dist.destroy_process_group()
+
+
+def _failure(folder: Path) -> RuntimeError:
+    log = (folder / "helper.log").read_text(errors="replace")[-3000:] if (folder / "helper.log").is_file() else ""
+    return RuntimeError(
+        f"{log}\nThe data-parallel helper process failed, above; run again with --jobs 1 to train in one"
+    )
+
+
+@contextmanager
+def data_parallel(jobs: int, work: Callable, args: tuple) -> Iterator[None]:
+    """With `jobs=2`, start a helper process that runs `work(*args)` (a module-level function: it is pickled into
+    a fresh interpreter) as rank 1 of a gloo group, while the body runs as rank 0; with `jobs=1`, just the body.
+    Rank 0 and the helper must run the same training steps. A failing helper raises here, with its log's tail."""
+    if jobs < 2:
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="theworld-data-parallel-") as name:
+        folder = Path(name)
+        # spawn: a fresh interpreter, no forked torch thread pools; daemonic, so that it dies with this process.
+        helper = multiprocessing.get_context("spawn").Process(
+            target=_helper, args=(work, args, folder, torch.get_num_threads()), daemon=True
+        )
+        helper.start()
+        store = dist.FileStore(str(folder / "rendezvous"), 2)
+        while not store.check([READY]):  # a helper that dies on its way up must not leave this one waiting
+            if not helper.is_alive():
+                raise _failure(folder)
+            time.sleep(0.2)
+        dist.init_process_group("gloo", store=store, rank=0, world_size=2, timeout=TIMEOUT)
+        try:
+            yield
+        except Exception as error:
+            helper.join(timeout=5)
+            if helper.exitcode not in (None, 0):
+                raise _failure(folder) from error
+            raise
+        finally:
+            dist.destroy_process_group()
+            helper.join(timeout=60)
+            if helper.is_alive():
+                helper.terminate()
+                helper.join()
+        if helper.exitcode != 0:
+            raise _failure(folder)
