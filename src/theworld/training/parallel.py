@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-__all__ = ["average_gradients", "data_parallel", "held_shards"]
+__all__ = ["average_gradients", "data_parallel", "held_shards", "is_main_process"]
 
 # Long enough for the helper to prepare its half of the data before the first all-reduce; a helper that dies is
 # noticed at once (its socket closes), not after this.
@@ -40,20 +40,24 @@ def held_shards(count: int) -> range:
     return range(dist.get_rank(), count, dist.get_world_size())
 
 
+def is_main_process() -> bool:
+    """Rank 0, or no process group: the process that measures and saves."""
+    return not dist.is_initialized() or dist.get_rank() == 0
+
+
 def average_gradients(parameters: Sequence[torch.nn.Parameter], figure: float) -> float:
     """Sum `parameters`' gradients (already divided by the number of shards) and `figure` over the process group.
-    A parameter a shard did not use gets a zero gradient in every case, so that the update is the same with any
-    number of processes (AdamW skips a parameter whose gradient is None but not one whose gradient is zero)."""
-    for parameter in parameters:
-        if parameter.grad is None:
-            parameter.grad = torch.zeros_like(parameter)
+    A parameter no shard used keeps no gradient, as in one process (AdamW leaves a parameter whose gradient is
+    None alone, but moves one whose gradient is zero by its momentum)."""
     if not dist.is_initialized():
         return figure
-    grads = [parameter.grad for parameter in parameters]
+    used = torch.tensor([parameter.grad is not None for parameter in parameters], dtype=torch.float64)
+    grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in parameters]
     flat = torch.cat([g.flatten() for g in grads])
     dist.all_reduce(flat)
-    for grad, summed in zip(grads, flat.split([g.numel() for g in grads]), strict=True):
-        grad.copy_(summed.view_as(grad))
+    dist.all_reduce(used)
+    for parameter, summed, anywhere in zip(parameters, flat.split([g.numel() for g in grads]), used, strict=True):
+        parameter.grad = summed.view_as(parameter) if anywhere else None
     summed_figure = torch.tensor([figure], dtype=torch.float64)
     dist.all_reduce(summed_figure)
     return summed_figure.item()

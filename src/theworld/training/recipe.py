@@ -47,7 +47,7 @@ from theworld.training.objects import (
     train_object_facts,
     train_object_reader,
 )
-from theworld.training.parallel import data_parallel, held_shards
+from theworld.training.parallel import data_parallel, held_shards, is_main_process
 from theworld.training.vae import latent_statistics, reconstruction_psnr, train_vae
 
 __all__ = ["STAGES", "SETTINGS", "RecipeSettings", "run_stage", "train_all"]
@@ -85,8 +85,11 @@ class RecipeSettings:
     speech_clips: int = 1000
     ears_steps: int = 1200
     ears_batch_size: int = 32
-    speech_steps: int = 750  # a sixth of them CTC steps of the ear alone
-    speech_batch_size: int = 16
+    speech_steps: int = 750  # a sixth of the draws CTC steps of the ear alone
+    # Every update averages `speech_streams` draws of `speech_batch_size` chats (or a CTC step), one per process
+    # with `jobs=2`, as `language_shards` are.
+    speech_streams: int = 2
+    speech_batch_size: int = 8
     # > 0: spoken chats also distilled from their typed twins (`speech.TypedTwins`). Off in the shipped recipe: at
     # 1.0 agreement was 78% / 78% (training / unseen voice) against 81% / 82% without (measured with the ear that
     # predates `ear_word_strings` and CTC compression).
@@ -137,7 +140,7 @@ SETTINGS = {
         ears_steps=2,
         ears_batch_size=4,
         speech_steps=2,
-        speech_batch_size=4,
+        speech_batch_size=2,
         typed_twin_weight=1.0,  # so the tests also run the distillation the full recipe leaves off
         ear_word_strings=3,
         talker_steps=2,
@@ -268,6 +271,13 @@ def _language_helper(output_dir: Path, settings: RecipeSettings) -> None:
     model, processor = TheWorld.from_pretrained(output_dir), AutoProcessor.from_pretrained(output_dir)
     torch.manual_seed(settings.seed)  # as `run_stage` seeds rank 0
     _stage_language(model, processor, settings)
+
+
+def _hearing_helper(output_dir: Path, settings: RecipeSettings, ears: Path | None) -> None:
+    """Rank 1 of the hearing stage's process group: the same checkpoint and data, the other stream of draws."""
+    model, processor = TheWorld.from_pretrained(output_dir), AutoProcessor.from_pretrained(output_dir)
+    torch.manual_seed(settings.seed)  # as `run_stage` seeds rank 0
+    _stage_hearing(model, processor, settings, ears)
 
 
 @dataclass
@@ -425,9 +435,10 @@ def _stage_hearing(
         model.config.num_world_steps,
         batch_size=settings.speech_batch_size,
         seed=settings.seed,
+        num_streams=settings.speech_streams,
     )
     metrics = {"ears_ctc_loss": ears_loss, "hearing_train_loss": loss, "speech_recordings": len(texts)}
-    if settings.speech_eval_clips:
+    if settings.speech_eval_clips and is_main_process():
         metrics["speech_eval"] = _measured(speech.evaluate_speech, model, processor, None, settings.speech_eval_clips)
     return metrics, processor
 
@@ -495,7 +506,8 @@ def run_stage(
 ) -> dict:
     """Run one stage on the checkpoint in `output_dir` (created by the "vae" stage) and save it back. With
     `made_apart` (a folder `_ears_apart` filled), the hearing and speaking stages take what was made there. With
-    `jobs=2`, the language stage trains in two processes, one data shard each (the same checkpoint as one)."""
+    `jobs=2`, the language and hearing stages train in two processes, one data shard each (the same checkpoint as
+    one process makes)."""
     if stage not in STAGES:
         raise ValueError(f"Unknown stage {stage!r}; choose one of {', '.join(STAGES)} or 'all'")
     output_dir = Path(output_dir)
@@ -518,7 +530,9 @@ def run_stage(
         with data_parallel(min(jobs, settings.language_shards), _language_helper, (output_dir, settings)):
             metrics = _stage_language(model, processor, settings)
     elif stage == "hearing":
-        metrics, processor = _stage_hearing(model, processor, settings, made_apart)
+        helper_args = (output_dir, settings, made_apart)
+        with data_parallel(min(jobs, settings.speech_streams), _hearing_helper, helper_args):
+            metrics, processor = _stage_hearing(model, processor, settings, made_apart)
     else:
         metrics, speaker = _stage_speaking(model, processor, settings, made_apart)
     metrics[f"{stage}_seconds"] = round(time.perf_counter() - started, 1)
@@ -530,7 +544,8 @@ def run_stage(
 def train_all(output_dir: Path, settings: RecipeSettings, jobs: int = 2) -> dict:
     """Every stage in order. With `jobs=2`, a second process makes the speech data, trains the ear to transcribe
     and trains the voice while this one runs the vae, dynamics and objects stages (they need nothing from each
-    other), and then the language stage runs in two processes: on 2 cores neither sits idle for long."""
+    other), and then the language and hearing stages run in two processes each: on 2 cores neither sits idle for
+    long."""
     output_dir = Path(output_dir)
     metrics: dict = {}
     if jobs < 2:
@@ -556,7 +571,7 @@ def train_all(output_dir: Path, settings: RecipeSettings, jobs: int = 2) -> dict
                 f"{output_dir}: run `theworld train hearing` and `theworld train speaking` to finish"
             )
         for stage in ("hearing", "speaking"):
-            metrics.update(run_stage(stage, output_dir, settings, made_apart=apart))
+            metrics.update(run_stage(stage, output_dir, settings, made_apart=apart, jobs=jobs))
     finally:
         if ears.is_alive():
             ears.terminate()

@@ -20,6 +20,7 @@ from theworld.omni.talker import Speaker, Talker, TalkerConfig
 from theworld.training.evaluate import answer_chats
 from theworld.training.language import ChatTensors, pad_features, train_around_the_world
 from theworld.training.loop import optimize
+from theworld.training.parallel import held_shards
 
 __all__ = [
     "EarBatches",
@@ -227,21 +228,26 @@ def train_hearing(
     features: list[torch.Tensor],
     steps: int,
     num_world_steps: int,
-    batch_size: int = 32,
+    batch_size: int = 16,
     lr: float = 5e-4,
     world_dropout: float = 0.15,
     seed: int = 0,
+    num_streams: int = 1,
 ) -> float:
     """Train the audio encoder and the language model (not the world encoder and dynamics) on a mixture of
-    chat kinds, {name: (tensors, probability)}; each step draws one kind. An `EarBatches` kind is a CTC step of
-    the ear alone: it keeps the transcriber transcribing while the language model's gradient also moves it. A
-    `TypedTwins` kind is spoken chats distilled from their typed twins.
-    Returns the last loss."""
-    generator = torch.Generator().manual_seed(seed)
+    chat kinds, {name: (tensors, probability)}. Every update averages `num_streams` independently seeded draws,
+    each of one kind: a batch of `batch_size` chats, or an `EarBatches` CTC step of the ear alone (it keeps the
+    transcriber transcribing while the language model's gradient also moves it); a `TypedTwins` kind is spoken
+    chats distilled from their typed twins. The streams are shards of `loop.optimize`: in a process group
+    (`training.parallel`) each process draws its own. Returns the last loss."""
+    generators = {
+        stream: torch.Generator().manual_seed(seed + 1_000_003 * stream) for stream in held_shards(num_streams)
+    }
     names = list(mixtures)
     weights = torch.tensor([mixtures[name][1] for name in names])
 
-    def step_loss() -> tuple[torch.Tensor, float]:
+    def step_loss(stream: int) -> tuple[torch.Tensor, float]:
+        generator = generators[stream]
         data = mixtures[names[int(torch.multinomial(weights, 1, generator=generator))]][0]
         if isinstance(data, EarBatches):
             loss = data.loss(generator)
@@ -256,7 +262,7 @@ def train_hearing(
         loss = model(**batch, num_world_steps=steps_here, skip_world_tokens=skip).loss
         return loss, loss.item()
 
-    return train_around_the_world(model, step_loss, steps, lr, "hearing")
+    return train_around_the_world(model, step_loss, steps, lr, "hearing", shards=num_streams)
 
 
 def train_speaker(
