@@ -76,7 +76,7 @@ class RecipeSettings:
     # nothing gave 72.3 / 69.4 / 56.1 after hearing (it did not learn to read the pair facts): one pass is not enough.
     language_clips: int = 6000
     questions_per_clip: int = 6
-    language_steps: int = 2000
+    language_steps: int = 4000
     # Each update takes `language_batch_size` examples from each of `language_shards` shards: two shards are two
     # processes' halves of the batch on two cores (`run_stage(..., jobs=2)`), or one process's, with the same result.
     language_shards: int = 2
