@@ -52,7 +52,8 @@ def train(
     `language --language-steps 2000`, `language --seed 1`, `language --seed 2 --language-clips 6000`,
     `hearing --ears-steps 0`, `language --language-steps 1500 --language-clips 6000 --seed 3`, `hearing` (the ear
     retrained with the word strings, CTC compression and vocoded answers), `hearing --ears-steps 0 --speech-clips
-    6000`, `hearing --ears-steps 0 --hide-ctc-fillers --seed 4`, in that order."""
+    6000`, `hearing --ears-steps 0 --hide-ctc-fillers --seed 4`, `hearing --seed 5` (in one process, before the
+    hearing stage split its batches), in that order."""
     from theworld.training.recipe import SETTINGS, STAGES, run_stage, train_all
 
     set_threads(threads)
