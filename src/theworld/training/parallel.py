@@ -10,7 +10,7 @@ does not depend on how many jobs ran.
 Why not `DistributedDataParallel`: with `world_dropout` the two halves of a batch may use different parameters
 (a batch without world tokens leaves the projector out), which DDP handles only by probing for unused parameters
 every step, and it has no single-process form that gives the same numbers. Averaging the gradients by hand is one
-`all_reduce` of one flat tensor per step.
+`all_reduce` of the flat gradients per step (and two tiny ones: which parameters were used, the loss).
 """
 
 import multiprocessing
@@ -64,6 +64,7 @@ def average_gradients(parameters: Sequence[torch.nn.Parameter], figure: float) -
 
 
 def _helper(work: Callable, args: tuple, folder: Path, threads: int) -> None:
+    """Rank 1: announce itself in the store rank 0 polls, join the group, run `work`, its output in a log."""
     torch.set_num_threads(threads)
     log = open(folder / "helper.log", "w")  # noqa: SIM115 - open for the life of this process
     os.dup2(log.fileno(), 1)  # its progress bars would garble rank 0's on the same terminal
