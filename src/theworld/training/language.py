@@ -15,6 +15,7 @@ from theworld.modeling.modeling_theworld import TheWorld
 from theworld.omni.audio_encoder import audio_token_count
 from theworld.training.data import to_model_range
 from theworld.training.loop import optimize
+from theworld.training.parallel import shard_generator
 
 __all__ = [
     "ChatTensors",
@@ -201,8 +202,7 @@ def train_language(
     With probability `world_dropout` a shard's batch is seen without world tokens, so the model also answers what
     the image alone can tell (the `skip_world_tokens` ablation is then a fair baseline, not an unseen input).
     """
-    # Each shard draws from its own seeded stream, whichever process holds it.
-    generators = {shard: torch.Generator().manual_seed(seed + 1_000_003 * shard) for shard in shards}
+    generators = {shard: shard_generator(seed, shard) for shard in shards}
 
     def step_loss(shard: int) -> tuple[torch.Tensor, float]:
         data, generator = shards[shard], generators[shard]

@@ -25,7 +25,15 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-__all__ = ["average_gradients", "data_parallel", "held_shards", "is_main_process"]
+__all__ = [
+    "average_gradients",
+    "data_parallel",
+    "held_shards",
+    "is_main_process",
+    "log_tail",
+    "shard_generator",
+    "spawn_logged",
+]
 
 # Long enough for the helper to prepare its half of the data before the first all-reduce; a helper that dies is
 # noticed at once (its socket closes), not after this.
@@ -38,6 +46,35 @@ def held_shards(count: int) -> range:
     if not dist.is_initialized():
         return range(count)
     return range(dist.get_rank(), count, dist.get_world_size())
+
+
+def shard_generator(seed: int, shard: int) -> torch.Generator:
+    """The sampling stream of one shard: the same whichever process holds it."""
+    return torch.Generator().manual_seed(seed + 1_000_003 * shard)
+
+
+def _run_logged(target: Callable, args: tuple, log_path: Path, threads: int) -> None:
+    torch.set_num_threads(threads)
+    log = open(log_path, "w")  # noqa: SIM115 - open for the life of this process
+    os.dup2(log.fileno(), 1)  # its progress bars would garble the first process's on the same terminal
+    os.dup2(log.fileno(), 2)
+    target(*args)
+
+
+def spawn_logged(target: Callable, args: tuple, log_path: Path) -> multiprocessing.Process:
+    """Start `target(*args)` (a module-level function: it is pickled) in a second process with this one's thread
+    count, its output in `log_path`. Spawned, a fresh interpreter (no forked torch thread pools), and daemonic, so
+    that it dies with this process."""
+    process = multiprocessing.get_context("spawn").Process(
+        target=_run_logged, args=(target, args, log_path, torch.get_num_threads()), daemon=True
+    )
+    process.start()
+    return process
+
+
+def log_tail(log_path: Path) -> str:
+    """The end of a second process's log, to show above the error that reports it failed."""
+    return log_path.read_text(errors="replace")[-3000:] if log_path.is_file() else ""
 
 
 def is_main_process() -> bool:
@@ -63,12 +100,8 @@ def average_gradients(parameters: Sequence[torch.nn.Parameter], figure: float) -
     return summed_figure.item()
 
 
-def _helper(work: Callable, args: tuple, folder: Path, threads: int) -> None:
-    """Rank 1: announce itself in the store rank 0 polls, join the group, run `work`, its output in a log."""
-    torch.set_num_threads(threads)
-    log = open(folder / "helper.log", "w")  # noqa: SIM115 - open for the life of this process
-    os.dup2(log.fileno(), 1)  # its progress bars would garble rank 0's on the same terminal
-    os.dup2(log.fileno(), 2)
+def _helper(work: Callable, args: tuple, folder: Path) -> None:
+    """Rank 1: announce itself in the store rank 0 polls, join the group, run `work`."""
     store = dist.FileStore(str(folder / "rendezvous"), 2)
     store.set(READY, "1")
     dist.init_process_group("gloo", store=store, rank=1, world_size=2, timeout=TIMEOUT)
@@ -79,9 +112,9 @@ def _helper(work: Callable, args: tuple, folder: Path, threads: int) -> None:
 
 
 def _failure(folder: Path) -> RuntimeError:
-    log = (folder / "helper.log").read_text(errors="replace")[-3000:] if (folder / "helper.log").is_file() else ""
     return RuntimeError(
-        f"{log}\nThe data-parallel helper process failed, above; run again with --jobs 1 to train in one"
+        f"{log_tail(folder / 'helper.log')}\nThe data-parallel helper process failed, above; run again with "
+        "--jobs 1 to train in one"
     )
 
 
@@ -95,11 +128,7 @@ def data_parallel(jobs: int, work: Callable, args: tuple) -> Iterator[None]:
         return
     with tempfile.TemporaryDirectory(prefix="theworld-data-parallel-") as name:
         folder = Path(name)
-        # spawn: a fresh interpreter, no forked torch thread pools; daemonic, so that it dies with this process.
-        helper = multiprocessing.get_context("spawn").Process(
-            target=_helper, args=(work, args, folder, torch.get_num_threads()), daemon=True
-        )
-        helper.start()
+        helper = spawn_logged(_helper, (work, args, folder), folder / "helper.log")
         store = dist.FileStore(str(folder / "rendezvous"), 2)
         while not store.check([READY]):  # a helper that dies on its way up must not leave this one waiting
             if not helper.is_alive():

@@ -7,8 +7,6 @@ runs them in order. Everything is seeded: the same settings give the same checkp
 """
 
 import json
-import multiprocessing
-import os
 import shutil
 import tempfile
 import time
@@ -47,7 +45,7 @@ from theworld.training.objects import (
     train_object_facts,
     train_object_reader,
 )
-from theworld.training.parallel import data_parallel, held_shards, is_main_process
+from theworld.training.parallel import data_parallel, held_shards, is_main_process, log_tail, spawn_logged
 from theworld.training.vae import latent_statistics, reconstruction_psnr, train_vae
 
 __all__ = ["STAGES", "SETTINGS", "RecipeSettings", "run_stage", "train_all"]
@@ -243,7 +241,7 @@ def _stage_objects(model: TheWorld, processor, settings: RecipeSettings) -> dict
 
 def _stage_language(model: TheWorld, processor, settings: RecipeSettings) -> dict:
     """The language model learns to answer ToyWorld questions about an image and the world's reading of it. The
-    examples are split into `language_shards`; with a process group (`_language_helper`) each process prepares and
+    examples are split into `language_shards`; with a process group (`_rank_one`) each process prepares and
     trains on its own."""
     examples = make_examples("train", settings.language_clips, questions_per_clip=settings.questions_per_clip)
     shards = {}
@@ -267,19 +265,15 @@ def _stage_language(model: TheWorld, processor, settings: RecipeSettings) -> dic
     return {"language_train_loss": loss, "language_examples": len(examples)}
 
 
-def _language_helper(output_dir: Path, settings: RecipeSettings) -> None:
-    """Rank 1 of the language stage's process group (`run_stage(..., jobs=2)`): the same checkpoint, the same
-    steps, the other shard."""
+def _rank_one(stage: str, output_dir: Path, settings: RecipeSettings, made_apart: Path | None) -> None:
+    """Rank 1 of the language or hearing stage's process group (`run_stage(..., jobs=2)`): the checkpoint rank 0
+    loaded, seeded as rank 0 is, the same steps on the other shard (or stream of draws)."""
     model, processor = TheWorld.from_pretrained(output_dir), AutoProcessor.from_pretrained(output_dir)
-    torch.manual_seed(settings.seed)  # as `run_stage` seeds rank 0
-    _stage_language(model, processor, settings)
-
-
-def _hearing_helper(output_dir: Path, settings: RecipeSettings, ears: Path | None) -> None:
-    """Rank 1 of the hearing stage's process group: the same checkpoint and data, the other stream of draws."""
-    model, processor = TheWorld.from_pretrained(output_dir), AutoProcessor.from_pretrained(output_dir)
-    torch.manual_seed(settings.seed)  # as `run_stage` seeds rank 0
-    _stage_hearing(model, processor, settings, ears)
+    torch.manual_seed(settings.seed)
+    if stage == "language":
+        _stage_language(model, processor, settings)
+    else:
+        _stage_hearing(model, processor, settings, made_apart)
 
 
 @dataclass
@@ -467,14 +461,10 @@ def _train_voice(tokenizer, settings: RecipeSettings) -> tuple[Speaker, dict]:
     )
 
 
-def _ears_apart(folder: Path, settings: RecipeSettings, threads: int = 1) -> None:
+def _ears_apart(folder: Path, settings: RecipeSettings) -> None:
     """What the hearing and speaking stages need that no world stage feeds, made in `folder` by a second process
     while the world stages run (`train_all`): the speech data, the ear's transcription training and the voice.
     They depend only on the tokenizer, which the recipe builds the same way every time."""
-    torch.set_num_threads(threads)
-    log = open(folder / "ears_and_voice.log", "w")  # noqa: SIM115 - open for the life of this process
-    os.dup2(log.fileno(), 1)  # its progress bars would garble the world stages' on the same terminal
-    os.dup2(log.fileno(), 2)
     model, processor = _new_model(settings)
     torch.manual_seed(settings.seed)  # as `run_stage` seeds the hearing stage
     processor = _add_ears(model, processor, settings)
@@ -529,11 +519,10 @@ def run_stage(
     elif stage == "objects":
         metrics = _stage_objects(model, processor, settings)
     elif stage == "language":
-        with data_parallel(min(jobs, settings.language_shards), _language_helper, (output_dir, settings)):
+        with data_parallel(min(jobs, settings.language_shards), _rank_one, (stage, output_dir, settings, None)):
             metrics = _stage_language(model, processor, settings)
     elif stage == "hearing":
-        helper_args = (output_dir, settings, made_apart)
-        with data_parallel(min(jobs, settings.speech_streams), _hearing_helper, helper_args):
+        with data_parallel(min(jobs, settings.speech_streams), _rank_one, (stage, output_dir, settings, made_apart)):
             metrics, processor = _stage_hearing(model, processor, settings, made_apart)
     else:
         metrics, speaker = _stage_speaking(model, processor, settings, made_apart)
@@ -556,26 +545,24 @@ def train_all(output_dir: Path, settings: RecipeSettings, jobs: int = 2) -> dict
         return metrics
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     apart = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}-ears-", dir=output_dir.parent))
-    # A fresh interpreter (spawn: no forked torch thread pools), daemonic so that it dies with this one.
-    context = multiprocessing.get_context("spawn")
-    ears = context.Process(target=_ears_apart, args=(apart, settings, torch.get_num_threads()), daemon=True)
+    log = apart / "ears_and_voice.log"
+    ears = None
     try:
-        ears.start()
-        console.print(f"ears and voice train in a second process (log: {apart / 'ears_and_voice.log'})")
+        ears = spawn_logged(_ears_apart, (apart, settings), log)
+        console.print(f"ears and voice train in a second process (log: {log})")
         for stage in ("vae", "dynamics", "objects"):
             metrics.update(run_stage(stage, output_dir, settings))
         ears.join()  # before the language stage takes the second core
         metrics.update(run_stage("language", output_dir, settings, jobs=jobs))
         if ears.exitcode != 0:
-            log = (apart / "ears_and_voice.log").read_text(errors="replace")[-3000:]
             raise RuntimeError(
-                f"{log}\nThe second process (ears and voice) failed, above; the world stages are saved in "
+                f"{log_tail(log)}\nThe second process (ears and voice) failed, above; the world stages are saved in "
                 f"{output_dir}: run `theworld train hearing` and `theworld train speaking` to finish"
             )
         for stage in ("hearing", "speaking"):
             metrics.update(run_stage(stage, output_dir, settings, made_apart=apart, jobs=jobs))
     finally:
-        if ears.is_alive():
+        if ears is not None and ears.is_alive():
             ears.terminate()
             ears.join()
         shutil.rmtree(apart, ignore_errors=True)

@@ -20,7 +20,7 @@ from theworld.omni.talker import Speaker, Talker, TalkerConfig
 from theworld.training.evaluate import answer_chats
 from theworld.training.language import ChatTensors, pad_features, train_around_the_world
 from theworld.training.loop import optimize
-from theworld.training.parallel import held_shards
+from theworld.training.parallel import held_shards, shard_generator
 
 __all__ = [
     "EarBatches",
@@ -240,9 +240,7 @@ def train_hearing(
     transcriber transcribing while the language model's gradient also moves it); a `TypedTwins` kind is spoken
     chats distilled from their typed twins. The streams are shards of `loop.optimize`: in a process group
     (`training.parallel`) each process draws its own. Returns the last loss."""
-    generators = {
-        stream: torch.Generator().manual_seed(seed + 1_000_003 * stream) for stream in held_shards(num_streams)
-    }
+    generators = {stream: shard_generator(seed, stream) for stream in held_shards(num_streams)}
     names = list(mixtures)
     weights = torch.tensor([mixtures[name][1] for name in names])
 
