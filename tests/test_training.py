@@ -60,6 +60,35 @@ def test_the_speech_stages_give_ears_and_a_voice_that_later_stages_keep(smoke_ch
     assert speaker.speak("yes", max_frames=5).ndim == 1
 
 
+
+@needs_espeak
+def test_fresh_ears_train_a_new_ear_whatever_the_old_one_heard(smoke_checkpoint, tmp_path):
+    """`train hearing --fresh-ears` starts the ear from scratch: two checkpoints that differ only in their old
+    ear come out with the same new one; without it, each continues its own."""
+    from dataclasses import replace
+
+    from safetensors.torch import load_file, save_file
+
+    folder, _ = smoke_checkpoint
+    shutil.copytree(folder, tmp_path / "as_is")
+    shutil.copytree(folder, tmp_path / "other_ear")
+    weights = load_file(tmp_path / "other_ear" / "model.safetensors")
+    for name in weights:
+        if name.startswith("audio_encoder."):
+            weights[name] = weights[name] + 0.1
+    save_file(weights, tmp_path / "other_ear" / "model.safetensors", metadata={"format": "pt"})
+
+    def ear_after(name: str, fresh: bool) -> dict[str, torch.Tensor]:
+        shutil.copytree(tmp_path / name, tmp_path / f"{name}-{fresh}")
+        run_stage("hearing", tmp_path / f"{name}-{fresh}", replace(SETTINGS["smoke"], fresh_ears=fresh))
+        trained = load_file(tmp_path / f"{name}-{fresh}" / "model.safetensors")
+        return {k: v for k, v in trained.items() if k.startswith("audio_encoder.")}
+
+    fresh, fresh_other = ear_after("as_is", True), ear_after("other_ear", True)
+    assert fresh and all(torch.equal(fresh[k], fresh_other[k]) for k in fresh)
+    continued, continued_other = ear_after("as_is", False), ear_after("other_ear", False)
+    assert not all(torch.equal(continued[k], continued_other[k]) for k in continued)
+
 @needs_espeak
 def test_train_all_with_two_jobs_builds_what_the_stages_build_one_by_one(smoke_checkpoint, tmp_path):
     """`train all` trains the ear and the voice in a second process beside the world stages, and the language

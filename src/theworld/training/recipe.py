@@ -83,6 +83,9 @@ class RecipeSettings:
     language_batch_size: int = 16
     language_lr: float = 3e-3
     speech_clips: int = 1000
+    # A new audio encoder even where the checkpoint has one: the hearing stage then trains it from scratch
+    # (`ears_steps` of CTC, then the joint stage) instead of continuing the old ear and what it mishears.
+    fresh_ears: bool = False
     ears_steps: int = 1200
     ears_batch_size: int = 32
     speech_steps: int = 750  # a sixth of the draws CTC steps of the ear alone
@@ -336,10 +339,12 @@ def _speech_data(processor, examples: list, settings: RecipeSettings) -> SpeechD
 
 
 def _add_ears(model: TheWorld, processor, settings: RecipeSettings):
-    """A fresh audio encoder if the model has none (and the processor's audio tokens); the settings decide
-    compression and hidden fillers for an ear that is already there too (the hearing stage retrains with them)."""
+    """A fresh audio encoder if the model has none or `settings.fresh_ears` (and the processor's audio tokens if
+    it has none); the settings decide compression and hidden fillers for an ear that is already there too (the
+    hearing stage retrains with them)."""
     if model.config.audio_config is None:
         processor = add_hearing_to_processor(processor, TINY_AUDIO_ENCODER["conf_reduction_factor"])
+    if model.config.audio_config is None or settings.fresh_ears:
         model.add_audio_encoder(TINY_AUDIO_ENCODER, processor.audio_token_id)
     model.config.audio_config["ctc_compression"] = model.audio_encoder.ctc_compression = settings.ctc_compression
     hide = settings.ctc_compression and settings.hide_ctc_fillers
