@@ -194,10 +194,12 @@ def train_language(
     world_dropout: float = 0.15,
     seed: int = 0,
     num_shards: int = 1,
+    sample_weights: dict[int, torch.Tensor] | None = None,
 ) -> float:
     """Train everything but the frozen world encoder and dynamics on the data `shards` this process holds (of
     `num_shards`: the rest are in the other processes of its group, `training.parallel`); returns the last loss.
-    Every update takes `batch_size` examples from each shard.
+    Every update takes `batch_size` examples from each shard: uniformly, or in proportion to `sample_weights`
+    (one weight per example of each shard).
 
     With probability `world_dropout` a shard's batch is seen without world tokens, so the model also answers what
     the image alone can tell (the `skip_world_tokens` ablation is then a fair baseline, not an unseen input).
@@ -206,7 +208,10 @@ def train_language(
 
     def step_loss(shard: int) -> tuple[torch.Tensor, float]:
         data, generator = shards[shard], generators[shard]
-        index = torch.randint(len(data), (batch_size,), generator=generator)
+        if sample_weights is None:
+            index = torch.randint(len(data), (batch_size,), generator=generator)
+        else:
+            index = torch.multinomial(sample_weights[shard], batch_size, replacement=True, generator=generator)
         skip = bool(torch.rand((), generator=generator) < world_dropout)
         loss = model(**data.batch(index), num_world_steps=num_world_steps, skip_world_tokens=skip).loss
         return loss, loss.item()
