@@ -60,7 +60,6 @@ def test_the_speech_stages_give_ears_and_a_voice_that_later_stages_keep(smoke_ch
     assert speaker.speak("yes", max_frames=5).ndim == 1
 
 
-
 @needs_espeak
 def test_fresh_ears_train_a_new_ear_whatever_the_old_one_heard(smoke_checkpoint, tmp_path):
     """`train hearing --fresh-ears` starts the ear from scratch: two checkpoints that differ only in their old
@@ -88,6 +87,7 @@ def test_fresh_ears_train_a_new_ear_whatever_the_old_one_heard(smoke_checkpoint,
     assert fresh and all(torch.equal(fresh[k], fresh_other[k]) for k in fresh)
     continued, continued_other = ear_after("as_is", False), ear_after("other_ear", False)
     assert not all(torch.equal(continued[k], continued_other[k]) for k in continued)
+
 
 @needs_espeak
 def test_train_all_with_two_jobs_builds_what_the_stages_build_one_by_one(smoke_checkpoint, tmp_path):

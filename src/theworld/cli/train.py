@@ -29,8 +29,8 @@ def train(
     speech_clips: int | None = typer.Option(
         None, min=1, help="Override how many training clips the hearing stage asks (typed and spoken) questions about."
     ),
-    fresh_ears: bool = typer.Option(
-        False, help="The hearing stage trains a new ear from scratch instead of the checkpoint's (`hearing` only)."
+    fresh_ears: bool | None = typer.Option(
+        None, help="Override whether the hearing stage trains a new ear from scratch instead of the checkpoint's."
     ),
     hide_ctc_fillers: bool | None = typer.Option(
         None, help="Override whether the hearing stage hides CTC compression's fillers from attention."
@@ -73,7 +73,7 @@ def train(
         "speech_steps": speech_steps,
         "speech_clips": speech_clips,
         "hide_ctc_fillers": hide_ctc_fillers,
-        "fresh_ears": fresh_ears or None,
+        "fresh_ears": fresh_ears,
     }
     chosen = replace(SETTINGS[settings], **{k: v for k, v in overrides.items() if v is not None})
     with user_errors():

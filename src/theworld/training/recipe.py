@@ -73,7 +73,8 @@ class RecipeSettings:
     # 90.0 / 76.8 / 55.7; 6000 clips, 2000 steps at 3e-3: 85.1 / 80.1 / 57.2. The same pass in `train all` from
     # nothing gave 72.3 / 69.4 / 56.1 after hearing (it did not learn to read the pair facts). 4000 steps: one
     # process on the world parts `train all` makes, 91.5 / 83.0 / 58.7; `train all` itself (two processes, in 62.8
-    # minutes) 82.1 / 74.2 / 53.1: whether one pass learns left of and above varies from run to run.
+    # minutes) 82.1 / 74.2 / 53.1: with uniform draws, whether one pass learns left of and above varied from run to
+    # run (`language_kind_weights`, below).
     language_clips: int = 6000
     questions_per_clip: int = 6
     language_steps: int = 4000
