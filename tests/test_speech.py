@@ -386,6 +386,19 @@ def test_spoken_twins_learn_to_answer_as_typed(hearing_processor):
     assert distance < 0.1
 
 
+@pytest.mark.parametrize("weights", [[1.0, 0.0], [0.0, 1.0]])
+def test_hearing_draws_chats_by_their_weights(hearing_processor, weights):
+    """One question, two answers: the chat given no weight is never drawn, so the model learns the other."""
+    torch.manual_seed(0)
+    model = TheWorld(config_from_name("test", hearing_processor.tokenizer))
+    answers = ["red", "blue"]
+    chats = ChatTensors(**encode_chats(hearing_processor, [None] * 2, [None] * 2, ["which colour?"] * 2, answers))
+    train_hearing(model, {"typed": (chats, 1.0, torch.tensor(weights))}, [], steps=30, num_world_steps=0, lr=3e-3)
+    model.eval()
+    expected = hearing_processor.tokenizer.encode(answers[weights.index(1.0)], add_special_tokens=False)[0]
+    assert _first_answer_logits(model, chats, []).argmax(-1).tolist() == [expected, expected]
+
+
 def test_a_heard_object_name_carries_the_object_like_a_typed_one(hearing_processor):
     """With an object reader, every audio token where the ear hears an object's name gets that object's reading
     added, as a typed mention does; a certain ear hears " red" in every frame of the clip."""

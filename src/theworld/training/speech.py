@@ -224,7 +224,7 @@ def ctc_transcribe(model: TheWorld, tokenizer, features: list[torch.Tensor], bat
 
 def train_hearing(
     model: TheWorld,
-    mixtures: dict[str, tuple[ChatTensors | EarBatches, float]],
+    mixtures: dict[str, tuple[ChatTensors | EarBatches, float] | tuple[ChatTensors | TypedTwins, float, torch.Tensor]],
     features: list[torch.Tensor],
     steps: int,
     num_world_steps: int,
@@ -235,8 +235,9 @@ def train_hearing(
     num_streams: int = 1,
 ) -> float:
     """Train the audio encoder and the language model (not the world encoder and dynamics) on a mixture of
-    chat kinds, {name: (tensors, probability)}. Every update averages `num_streams` independently seeded draws,
-    each of one kind: a batch of `batch_size` chats, or an `EarBatches` CTC step of the ear alone (it keeps the
+    chat kinds, {name: (tensors, probability)} or {name: (tensors, probability, one weight per chat)}. Every
+    update averages `num_streams` independently seeded draws, each of one kind: a batch of `batch_size` chats
+    (uniformly, or in proportion to the weights), or an `EarBatches` CTC step of the ear alone (it keeps the
     transcriber transcribing while the language model's gradient also moves it); a `TypedTwins` kind is spoken
     chats distilled from their typed twins. The streams are shards of `loop.optimize`: in a process group
     (`training.parallel`) each process draws its own. Returns the last loss."""
@@ -246,11 +247,14 @@ def train_hearing(
 
     def step_loss(stream: int) -> tuple[torch.Tensor, float]:
         generator = generators[stream]
-        data = mixtures[names[int(torch.multinomial(weights, 1, generator=generator))]][0]
+        data, _, *draw_weights = mixtures[names[int(torch.multinomial(weights, 1, generator=generator))]]
         if isinstance(data, EarBatches):
             loss = data.loss(generator)
             return loss, loss.item()
-        index = torch.randint(len(data), (batch_size,), generator=generator)
+        if draw_weights:
+            index = torch.multinomial(draw_weights[0], batch_size, replacement=True, generator=generator)
+        else:
+            index = torch.randint(len(data), (batch_size,), generator=generator)
         skip = bool(torch.rand((), generator=generator) < world_dropout)
         if isinstance(data, TypedTwins):
             loss = data.loss(model, index, num_world_steps, skip)
