@@ -139,6 +139,48 @@ def test_a_certain_ear_gives_the_typed_word_embedding(hearing_processor):
     assert torch.allclose(tokens, typed.expand_as(tokens), atol=1e-5)
 
 
+def _heard_tokens(model, processor) -> torch.Tensor:
+    with torch.no_grad():
+        features = processor.feature_extractor([tone(0.5)], return_tensors="pt")
+        return model.audio_encoder(
+            features["input_features"], features["input_features_mask"], model.get_input_embeddings()
+        )
+
+
+def test_without_acoustic_projection_a_heard_word_is_its_typed_embedding(hearing_processor, tmp_path):
+    """`"acoustic_projection": false`: an audio token is the expected word embedding alone (a certain ear's, the
+    typed one, with no projection to zero first), and the checkpoint saves and loads with no projection weights.
+    The hearing stage's settings take the projection off an ear, or give one back starting at zero."""
+    from dataclasses import replace
+
+    from theworld.training.recipe import SETTINGS, _add_ears
+
+    torch.manual_seed(0)
+    model = TheWorld(config_from_name("test", hearing_processor.tokenizer))
+    model.add_audio_encoder(FRAME_BY_FRAME, hearing_processor.audio_token_id)
+    with torch.no_grad():
+        model.audio_encoder.transcriber.weight.zero_()
+        model.audio_encoder.transcriber.bias.fill_(-1e4)
+        model.audio_encoder.transcriber.bias[hearing_processor.tokenizer.convert_tokens_to_ids("red")] = 0.0
+    typed = model.get_input_embeddings()(torch.tensor([hearing_processor.tokenizer.convert_tokens_to_ids("red")]))
+    with_acoustics = _heard_tokens(model, hearing_processor)
+    assert not torch.allclose(with_acoustics, typed.expand_as(with_acoustics), atol=1e-3)
+
+    settings = replace(SETTINGS["smoke"], ctc_compression=False, acoustic_projection=False)
+    _add_ears(model, hearing_processor, settings)
+    heard = _heard_tokens(model, hearing_processor)
+    assert torch.allclose(heard, typed.expand_as(heard), atol=1e-5)
+    model.save_pretrained(tmp_path)
+    loaded = TheWorld.from_pretrained(tmp_path).eval()
+    assert loaded.audio_encoder.projector is None
+    assert not any("projector" in name for name in loaded.audio_encoder.state_dict())
+    torch.testing.assert_close(_heard_tokens(loaded, hearing_processor), heard)
+
+    _add_ears(loaded, hearing_processor, replace(settings, acoustic_projection=True))
+    assert loaded.audio_encoder.projector is not None
+    torch.testing.assert_close(_heard_tokens(loaded, hearing_processor), heard)
+
+
 def test_a_compressed_ear_reads_like_the_typed_words(hearing_processor):
     """With CTC compression a word heard over many frames is one token, the typed one, at the end of the block
     (where a typed question ends); the frames it freed read as typed <pad>s."""

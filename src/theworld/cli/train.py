@@ -35,6 +35,9 @@ def train(
     hide_ctc_fillers: bool | None = typer.Option(
         None, help="Override whether the hearing stage hides CTC compression's fillers from attention."
     ),
+    acoustic_projection: bool | None = typer.Option(
+        None, help="Override whether the hearing stage's audio tokens add a projection of the acoustics."
+    ),
     threads: int | None = typer.Option(1, help="PyTorch CPU threads (1 is fastest on 2-core machines)."),
     jobs: int = typer.Option(
         2,
@@ -74,6 +77,7 @@ def train(
         "speech_clips": speech_clips,
         "hide_ctc_fillers": hide_ctc_fillers,
         "fresh_ears": fresh_ears,
+        "acoustic_projection": acoustic_projection,
     }
     chosen = replace(SETTINGS[settings], **{k: v for k, v in overrides.items() if v is not None})
     with user_errors():

@@ -8,7 +8,9 @@ Each audio token is what the language model would read if the words had been typ
 `transcriber`) says which text token is being spoken at that moment, and the audio token is the expected
 word embedding under that distribution (blank = `<pad>`), plus a linear projection
 of the acoustics for what words do not carry. Speech LLMs that bridge with CTC posteriors do the same; it
-lets a tiny model trained for minutes on CPU hear its typed vocabulary instead of learning a new one.
+lets a tiny model trained for minutes on CPU hear its typed vocabulary instead of learning a new one. With
+`"acoustic_projection": false` in the audio config the projection is left out (LegoSLM, Ma et al. 2025): an
+audio token is then only the expected word embedding, so a confidently heard word reads as its typed twin.
 
 With `ctc_compression` in the audio config, the frames of each word are merged into one token (CTC
 compression, Gaido et al. 2021): every run of frames with the same greedy non-blank label becomes the mean of
@@ -69,11 +71,23 @@ class AudioEncoder(nn.Module):
         self.ctc_compression = bool(audio_config.pop("ctc_compression", False))
         # The model masks the fillers compression leaves out of attention and positions (`TheWorld._embed_inputs`).
         self.hide_fillers = self.ctc_compression and bool(audio_config.pop("hide_ctc_fillers", False))
+        acoustic_projection = bool(audio_config.pop("acoustic_projection", True))
         self.tower = Gemma3nAudioEncoder(Gemma3nAudioConfig(**audio_config))
         hidden = self.tower.config.hidden_size
         self.norm = Gemma3RMSNorm(hidden)
         self.transcriber = nn.Linear(hidden, text_vocab_size)
-        self.projector = nn.Linear(hidden, text_hidden_size, bias=False)
+        self.text_hidden_size = text_hidden_size
+        self.projector = None
+        if acoustic_projection:
+            self.add_projector(zero=False)
+
+    def add_projector(self, zero: bool = True) -> None:
+        """The linear projection of the acoustics added to every audio token. Added to a trained ear, it starts
+        at zero (`zero`), so the ear's tokens are what they were until it trains."""
+        self.projector = nn.Linear(self.transcriber.in_features, self.text_hidden_size, bias=False)
+        self.projector.to(self.transcriber.weight)
+        if zero:
+            nn.init.zeros_(self.projector.weight)
 
     def encode(
         self, input_features: torch.Tensor, input_features_mask: torch.Tensor
@@ -97,7 +111,8 @@ class AudioEncoder(nn.Module):
         logits = self.transcriber(states)
         scale = getattr(word_embeddings, "embed_scale", 1.0)
         tokens = logits.softmax(-1).to(word_embeddings.weight.dtype) @ word_embeddings.weight * scale
-        tokens = tokens + self.projector(states)
+        if self.projector is not None:
+            tokens = tokens + self.projector(states)
         labels = logits.argmax(-1)
         if not self.ctc_compression:
             return (tokens[valid], labels[valid]) if return_labels else tokens[valid]

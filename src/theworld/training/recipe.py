@@ -134,6 +134,9 @@ class RecipeSettings:
     # voice): the spoken questions get their typed twin's answer 89.2% / 86.7% of the time hidden, 84.2% / 83.3%
     # visible.
     hide_ctc_fillers: bool = True
+    # Whether an audio token adds a linear projection of the acoustics to the expected word embedding
+    # (`acoustic_projection` in the audio config; without it a heard word reads as its typed twin).
+    acoustic_projection: bool = True
     # The training voices' answers once more through the talker's vocoder (Griffin-Lim), for the ear's CTC steps:
     # the talker's answers were recognised back 10 of 15 times with word strings alone (session 6), 12 of 15 with.
     ear_vocoded_answers: bool = True
@@ -381,6 +384,11 @@ def _add_ears(model: TheWorld, processor, settings: RecipeSettings):
     model.config.audio_config["ctc_compression"] = model.audio_encoder.ctc_compression = settings.ctc_compression
     hide = settings.ctc_compression and settings.hide_ctc_fillers
     model.config.audio_config["hide_ctc_fillers"] = model.audio_encoder.hide_fillers = hide
+    model.config.audio_config["acoustic_projection"] = settings.acoustic_projection
+    if not settings.acoustic_projection:
+        model.audio_encoder.projector = None
+    elif model.audio_encoder.projector is None:
+        model.audio_encoder.add_projector()
     return processor
 
 
