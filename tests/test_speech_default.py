@@ -69,17 +69,24 @@ def test_spoken_answers_round_trip(speaker, default_model):
     assert rate >= ROUND_TRIP_FLOOR, dict(zip(answers, heard, strict=True))
 
 
-def test_chat_speech_in_and_out(tmp_path, speaker, default_model):
+# The second spelling is the infer_chat scripts' of the tiny omni models (`--ckpt_dir`, `--audio_in`, `--audio_out`).
+@pytest.mark.parametrize(
+    "spelling", [("--model", "--audio-in", "--audio-out"), ("--ckpt_dir", "--audio_in", "--audio_out")]
+)
+def test_chat_speech_in_and_out(tmp_path, speaker, default_model, spelling):
+    model_option, audio_in_option, audio_out_option = spelling
     save_audio(tmp_path / "question.wav", synthesize_speech("how many shapes are there?"))
     result = CliRunner().invoke(
         app,
         [
             "chat",
+            model_option,
+            DEFAULT_MODEL,
             "--image",
             str(EXAMPLE_IMAGE),
-            "--audio-in",
+            audio_in_option,
             str(tmp_path / "question.wav"),
-            "--audio-out",
+            audio_out_option,
             str(tmp_path / "answer.wav"),
         ],
     )

@@ -21,14 +21,22 @@ HELP = "commands: /image PATH, /video PATH, /audio PATH, /world N, /clear, exit"
 
 
 def chat(
-    model: str = typer.Option("theworld-tiny", help="Checkpoint folder, Hub id, or 'theworld-tiny'."),
+    model: str = typer.Option(
+        "theworld-tiny",
+        "--model",
+        "--ckpt-dir",
+        "--ckpt_dir",  # the spelling tiny omni models' infer_chat scripts use
+        help="Checkpoint folder, Hub id, or 'theworld-tiny'.",
+    ),
     text: str | None = typer.Option(None, help="The message; without it (on a terminal) chat interactively."),
     image: Path | None = typer.Option(None, help="An image to talk about."),
     video: Path | None = typer.Option(None, help="A video: the world model reads the clip, the LM its last frame."),
     audio_in: Path | None = typer.Option(
-        None, help="Speech in (wav/flac/ogg): a spoken question, with or without --text."
+        None, "--audio-in", "--audio_in", help="Speech in (wav/flac/ogg): a spoken question, with or without --text."
     ),
-    audio_out: Path | None = typer.Option(None, help="Speak the answer too: write it as a 16 kHz wav at this path."),
+    audio_out: Path | None = typer.Option(
+        None, "--audio-out", "--audio_out", help="Speak the answer too: write it as a 16 kHz wav at this path."
+    ),
     prompt: str | None = typer.Option(None, help="A system prompt."),
     world_steps: int | None = typer.Option(None, help="Future frames to imagine (default: the model's)."),
     max_new_tokens: int = typer.Option(64, min=1),
