@@ -51,15 +51,8 @@ def train(
     hearing, speaking. `all` runs them in order; with `--jobs 2` the ear's transcription training and the voice in
     a second process beside the world stages, and the language stage in two processes, half a batch each.
 
-    A stage run on a folder that already has it continues from its weights: the shipped model ran `vae`,
-    `dynamics`, `language`, `language --language-steps 2000 --seed 1`, `hearing`, `speaking` (with the
-    space-to-depth world projector of the time), then `objects` (which swapped in the object reader),
-    `language`, `hearing --ears-steps 0`, then `objects --objects-steps 0` (which added the fact heads),
-    `language --language-steps 2000`, `language --seed 1`, `language --seed 2 --language-clips 6000`,
-    `hearing --ears-steps 0`, `language --language-steps 1500 --language-clips 6000 --seed 3`, `hearing` (the ear
-    retrained with the word strings, CTC compression and vocoded answers), `hearing --ears-steps 0 --speech-clips
-    6000`, `hearing --ears-steps 0 --hide-ctc-fillers --seed 4`, `hearing --seed 5` (in one process, before the
-    hearing stage split its batches), in that order."""
+    A stage run on a folder that already has it continues from its weights (another pass). The shipped model is
+    what `all` builds with the full settings (seed 0): one pass per stage."""
     from theworld.training.recipe import SETTINGS, STAGES, run_stage, train_all
 
     set_threads(threads)
