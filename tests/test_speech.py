@@ -417,7 +417,9 @@ def test_spoken_twins_learn_to_answer_as_typed(hearing_processor):
     model.add_audio_encoder(FRAME_BY_FRAME, hearing_processor.audio_token_id)
     typed, spoken, features = _twin_chats(hearing_processor)
     mixture = {"typed": (typed, 0.5), "spoken": (TypedTwins(spoken, typed, features), 0.5)}
-    train_hearing(model, mixture, features, steps=200, num_world_steps=0, batch_size=4, lr=3e-3)
+    # At lr 3e-3 this training is unstable (the spoken answers collapsed in 5 of 9 runs over seeds 0-2 and 200-400
+    # steps, and which ones depended on the CPU's arithmetic); at 3e-4 it learnt in all 6 runs (300 / 500 steps).
+    train_hearing(model, mixture, features, steps=300, num_world_steps=0, batch_size=4, lr=3e-4)
     model.eval()
     typed_logits = _first_answer_logits(model, typed, features)
     spoken_logits = _first_answer_logits(model, spoken, features)
