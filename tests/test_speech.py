@@ -114,13 +114,15 @@ FRAME_BY_FRAME = {**TINY_AUDIO_ENCODER, "ctc_compression": False}
 COMPRESSED = {**TINY_AUDIO_ENCODER, "ctc_compression": True}
 
 
-def _certain_ear(processor, audio_config: dict, word: str):
-    """A model whose ear hears `word` in every frame, with no acoustic projection."""
+def _certain_ear(processor, audio_config: dict, word: str, acoustics: bool = False):
+    """A model whose ear hears `word` in every frame, with no acoustic projection (or, with `acoustics`, its
+    projection as initialised)."""
     model = TheWorld(config_from_name("test", processor.tokenizer))
     model.add_audio_encoder(audio_config, processor.audio_token_id)
     encoder = model.audio_encoder.eval()
     with torch.no_grad():
-        encoder.projector.weight.zero_()
+        if not acoustics:
+            encoder.projector.weight.zero_()
         encoder.transcriber.weight.zero_()
         encoder.transcriber.bias.fill_(-1e4)
         encoder.transcriber.bias[processor.tokenizer.convert_tokens_to_ids(word)] = 0.0
@@ -131,15 +133,14 @@ def test_a_certain_ear_gives_the_typed_word_embedding(hearing_processor):
     """An audio token is the word embedding the language model would read had the word been typed, weighted by
     what the transcriber hears (blank = <pad>, which reads as nothing), plus the acoustic projection."""
     model = _certain_ear(hearing_processor, FRAME_BY_FRAME, "red")
-    words = model.get_input_embeddings()
+    tokens = _heard_tokens(model, hearing_processor)
     with torch.no_grad():
-        features = hearing_processor.feature_extractor([tone(0.5)], return_tensors="pt")
-        tokens = model.audio_encoder(features["input_features"], features["input_features_mask"], words)
-        typed = words(torch.tensor([hearing_processor.tokenizer.convert_tokens_to_ids("red")]))
+        typed = model.get_input_embeddings()(torch.tensor([hearing_processor.tokenizer.convert_tokens_to_ids("red")]))
     assert torch.allclose(tokens, typed.expand_as(tokens), atol=1e-5)
 
 
 def _heard_tokens(model, processor) -> torch.Tensor:
+    """The audio tokens `model`'s ear gives for half a second of tone."""
     with torch.no_grad():
         features = processor.feature_extractor([tone(0.5)], return_tensors="pt")
         return model.audio_encoder(
@@ -156,12 +157,7 @@ def test_without_acoustic_projection_a_heard_word_is_its_typed_embedding(hearing
     from theworld.training.recipe import SETTINGS, _add_ears
 
     torch.manual_seed(0)
-    model = TheWorld(config_from_name("test", hearing_processor.tokenizer))
-    model.add_audio_encoder(FRAME_BY_FRAME, hearing_processor.audio_token_id)
-    with torch.no_grad():
-        model.audio_encoder.transcriber.weight.zero_()
-        model.audio_encoder.transcriber.bias.fill_(-1e4)
-        model.audio_encoder.transcriber.bias[hearing_processor.tokenizer.convert_tokens_to_ids("red")] = 0.0
+    model = _certain_ear(hearing_processor, FRAME_BY_FRAME, "red", acoustics=True)
     typed = model.get_input_embeddings()(torch.tensor([hearing_processor.tokenizer.convert_tokens_to_ids("red")]))
     with_acoustics = _heard_tokens(model, hearing_processor)
     assert not torch.allclose(with_acoustics, typed.expand_as(with_acoustics), atol=1e-3)
@@ -186,9 +182,8 @@ def test_a_compressed_ear_reads_like_the_typed_words(hearing_processor):
     (where a typed question ends); the frames it freed read as typed <pad>s."""
     model = _certain_ear(hearing_processor, COMPRESSED, "red")
     words, tokenizer = model.get_input_embeddings(), hearing_processor.tokenizer
+    tokens = _heard_tokens(model, hearing_processor)
     with torch.no_grad():
-        features = hearing_processor.feature_extractor([tone(0.5)], return_tensors="pt")
-        tokens = model.audio_encoder(features["input_features"], features["input_features_mask"], words)
         typed = words(
             torch.tensor([tokenizer.pad_token_id] * (len(tokens) - 1) + [tokenizer.convert_tokens_to_ids("red")])
         )
