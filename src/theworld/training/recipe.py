@@ -381,8 +381,8 @@ def _speech_data(processor, examples: list, settings: RecipeSettings) -> SpeechD
 
 def _add_ears(model: TheWorld, processor, settings: RecipeSettings):
     """A fresh audio encoder if the model has none or `settings.fresh_ears` (and the processor's audio tokens if
-    it has none); the settings decide compression and hidden fillers for an ear that is already there too (the
-    hearing stage retrains with them)."""
+    it has none); the settings decide compression, hidden fillers and the acoustic projection for an ear that is
+    already there too (the hearing stage retrains with them)."""
     if model.config.audio_config is None:
         processor = add_hearing_to_processor(processor, TINY_AUDIO_ENCODER["conf_reduction_factor"])
     if model.config.audio_config is None or settings.fresh_ears:
