@@ -4,8 +4,8 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 import torch
-from conftest import Terminal, make_image, randomise
 from PIL import Image
+from support import Terminal, make_image, randomise
 from transformers import AutoProcessor
 from typer.testing import CliRunner
 
@@ -13,6 +13,13 @@ from theworld import TheWorld
 from theworld.chat import ChatSession
 from theworld.cli.main import app
 from theworld.modeling.presets import config_from_name
+
+
+def saved_model(checkpoint) -> TheWorld:
+    """The checkpoint as the CLI loads it: the model with its saved processor."""
+    model = TheWorld.from_pretrained(checkpoint)
+    model.processor = AutoProcessor.from_pretrained(checkpoint)
+    return model
 
 
 @pytest.fixture(scope="module")
@@ -29,9 +36,7 @@ def test_one_shot_text_and_image(checkpoint, tmp_path):
     arguments = ["chat", "--model", str(checkpoint), "--image", str(tmp_path / "scene.png"), "--text", "where?"]
     result = CliRunner().invoke(app, [*arguments, "--max-new-tokens", "4", "--world-steps", "2"])
     assert result.exit_code == 0, result.output
-    model = TheWorld.from_pretrained(checkpoint)
-    model.processor = AutoProcessor.from_pretrained(checkpoint)
-    session = ChatSession(model, num_world_steps=2)
+    session = ChatSession(saved_model(checkpoint), num_world_steps=2)
     session.attach_image(tmp_path / "scene.png")
     assert result.stdout.strip() == session.reply("where?", max_new_tokens=4), "the streamed answer is the answer"
 
@@ -40,6 +45,9 @@ def test_one_shot_video(checkpoint, clip_path):
     arguments = ["chat", "--model", str(checkpoint), "--video", str(clip_path), "--text", "where?"]
     result = CliRunner().invoke(app, [*arguments, "--max-new-tokens", "4"])
     assert result.exit_code == 0, result.output
+    session = ChatSession(saved_model(checkpoint))
+    session.attach_video(clip_path)
+    assert result.stdout.strip() == session.reply("where?", max_new_tokens=4), "the answer reads the whole clip"
 
 
 def test_the_world_reads_the_whole_clip(processor, clip_path):
@@ -80,6 +88,7 @@ def test_bad_input(checkpoint, tmp_path):
     assert result.exit_code == 2 and "No input" in result.output
 
 
+@pytest.mark.slow
 def test_interactive_mode_on_a_pseudo_terminal(checkpoint, tmp_path):
     make_image(6).save(tmp_path / "scene.png")
     terminal = Terminal("chat", "--model", str(checkpoint), "--max-new-tokens", "3")

@@ -10,10 +10,10 @@ from typer.testing import CliRunner
 import theworld
 from theworld import TheWorld
 from theworld.cli.main import app
-from theworld.files import usual_mode
+from theworld.evaluation.answers import answer_questions
+from theworld.media import usual_mode
 from theworld.toyworld import make_examples
 from theworld.toyworld.language import QUADRANTS
-from theworld.training.evaluate import answer_questions
 
 EXAMPLE = "examples/toyworld_scene.png"
 
@@ -35,6 +35,7 @@ def accuracy(model, processor, examples, family: str, **kwargs) -> float:
     return float(np.mean([a == e.answer for a, e in zip(answers, chosen, strict=True)]))
 
 
+@pytest.mark.slow
 def test_default_model_answers_held_out_questions(default_model, held_out):
     model, processor = default_model
     static = accuracy(model, processor, held_out, "static", num_world_steps=4)
@@ -93,7 +94,8 @@ def test_the_object_reader_finds_every_shape(default_model):
     """The shipped reader, on held-out clips: where each shape is, within a few pixels, and which are there."""
     import torch
 
-    from theworld.training.objects import reading_data, reading_errors
+    from theworld.evaluation.world_data import reading_data
+    from theworld.evaluation.world_parts import reading_errors
 
     model, _ = default_model
     with torch.no_grad():
@@ -108,7 +110,8 @@ def test_the_object_reader_finds_every_shape(default_model):
 
 def test_the_object_reader_decodes_facts(default_model):
     """The shipped fact heads, on held-out clips read from single frames and their imagined futures."""
-    from theworld.training.objects import fact_accuracy, fact_data
+    from theworld.evaluation.world_data import fact_data
+    from theworld.evaluation.world_parts import fact_accuracy
 
     model, _ = default_model
     accuracy = fact_accuracy(model.object_reader, fact_data(model, "test", 16))

@@ -5,15 +5,15 @@ import re
 import numpy as np
 import pytest
 import torch
-from conftest import chat_inputs, make_image, object_reader_model, randomise
+from support import chat_inputs, make_image, object_reader_model, randomise
 
+from theworld.evaluation.world_data import fact_targets
 from theworld.modeling.modeling_theworld import TheWorld
 from theworld.modeling.object_reader import object_fact_names, pair_fact_names
 from theworld.modeling.presets import config_from_name, resolve_world_objects
 from theworld.toyworld import simulate
 from theworld.toyworld.language import MAX_STEPS, QUADRANTS, questions
 from theworld.toyworld.physics import COLOURS, KINDS
-from theworld.training.objects import fact_targets
 
 NAMES = ["red", "green"]
 # The test tokenizer (300 pieces) has few whole words: any single-token words serve as kind names here.

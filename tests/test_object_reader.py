@@ -4,14 +4,14 @@ import copy
 
 import pytest
 import torch
-from conftest import chat_inputs, conversation, make_image, object_reader_model
+from support import chat_inputs, conversation, make_image, object_reader_model
 
+from theworld.evaluation.world_data import RADIUS_SCALE, object_targets
 from theworld.modeling.modeling_theworld import TheWorld
-from theworld.modeling.object_reader import ObjectReader
-from theworld.modeling.presets import config_from_name
+from theworld.modeling.object_reader import ObjectReader, _previous_object, latest_image
+from theworld.modeling.presets import config_from_name, preset_world_objects
 from theworld.toyworld import simulate
 from theworld.toyworld.physics import COLOURS, KINDS
-from theworld.training.objects import RADIUS_SCALE, object_targets
 
 NAMES = ["red", "green"]  # single tokens of the test tokenizer (a 300-word vocabulary)
 
@@ -134,3 +134,27 @@ def test_a_mention_before_a_rows_first_image_reads_no_image(object_model, proces
     where = (merged.input_ids[1] == red).nonzero().flatten()
     assert len(where) == 1
     torch.testing.assert_close(merged.inputs_embeds[1, where[0]], plain)
+
+
+def test_each_token_reads_the_latest_image_before_it_counted_over_the_batch():
+    boi = 5
+    ids = torch.tensor([[1, 5, 2, 5, 3], [4, 4, 5, 2, 2], [1, 1, 1, 1, 1]])
+    assert latest_image(ids, boi).tolist() == [[-1, 0, 0, 1, 1], [-1, -1, 2, 2, 2], [-1, -1, -1, -1, -1]]
+
+
+def test_a_mention_pairs_with_the_last_other_object_named_after_the_same_image():
+    """Mentions in prompt order: a run of one object (a word heard over several audio frames) is one mention, and
+    a new image starts afresh."""
+    images = torch.tensor([0, 0, 0, 0, 0, 1, 1, 1, 2])
+    slots = torch.tensor([3, 1, 1, 3, 3, 1, 1, 2, 2])
+    assert _previous_object(images, slots).tolist() == [-1, 0, 0, 2, 2, -1, -1, 6, -1]
+
+
+def test_presets_take_the_object_vocabulary_from_the_world(processor):
+    """Models know a world's object names and kinds only through their config: the preset gives the sizes."""
+    objects = preset_world_objects("theworld-tiny", ["red", "green"], ["ball", "square"])
+    assert objects["names"] == ["red", "green"] and objects["kinds"] == ["ball", "square"]
+    assert objects["num_kinds"] == 2
+    assert preset_world_objects("test", ["red"], ["ball"]) is None
+    with pytest.raises(ValueError, match="preset_world_objects"):
+        config_from_name("theworld-tiny", processor.tokenizer)

@@ -1,41 +1,24 @@
 """Speech in and out, on tiny parts the tests build: reading and writing audio, the processor's audio tokens
 against the encoder's real output, the codec, the talker's code layout, and a model with ears end to end."""
 
-import os
-import shutil
-
 import numpy as np
 import pytest
 import soundfile
 import torch
-from conftest import make_image, randomise
+from support import make_image, randomise
 
 from theworld import TheWorld
-from theworld.files import usual_mode
-from theworld.media import MediaError
+from theworld.evaluation.speech import content_word_accuracy, ctc_transcribe
+from theworld.evaluation.speech_data import mel_features
+from theworld.media import MediaError, usual_mode
 from theworld.modeling.presets import config_from_name
+from theworld.modeling.processing_theworld import add_hearing_to_processor
 from theworld.omni.audio import SAMPLING_RATE, EspeakVoice, load_audio, save_audio, synthesize_speech
 from theworld.omni.audio_encoder import TINY_AUDIO_ENCODER, AudioEncoder, _compress
 from theworld.omni.codec import MelCodec
-from theworld.omni.processing import add_hearing_to_processor
 from theworld.omni.talker import Speaker, Talker, TalkerConfig
 from theworld.training.language import ChatTensors, encode_chats
-from theworld.training.speech import (
-    EarBatches,
-    TypedTwins,
-    content_word_accuracy,
-    ctc_transcribe,
-    mel_features,
-    train_ears,
-    train_hearing,
-    transcript_ids,
-    word_strings,
-)
-
-needs_espeak = pytest.mark.skipif(
-    shutil.which("espeak-ng") is None and not os.environ.get("THEWORLD_REQUIRE_ESPEAK"),
-    reason="espeak-ng is not installed (apt-get install espeak-ng); CI installs it and sets THEWORLD_REQUIRE_ESPEAK",
-)
+from theworld.training.speech import EarBatches, TypedTwins, train_ears, train_hearing, transcript_ids, word_strings
 
 
 def tone(seconds: float, rate: int = SAMPLING_RATE, frequency: float = 440.0) -> np.ndarray:
@@ -154,7 +137,8 @@ def test_without_acoustic_projection_a_heard_word_is_its_typed_embedding(hearing
     The hearing stage's settings take the projection off an ear, or give one back starting at zero."""
     from dataclasses import replace
 
-    from theworld.training.recipe import SETTINGS, _add_ears
+    from theworld.training.settings import SETTINGS
+    from theworld.training.speech_stages import add_ears
 
     torch.manual_seed(0)
     model = _certain_ear(hearing_processor, FRAME_BY_FRAME, "red", acoustics=True)
@@ -163,7 +147,7 @@ def test_without_acoustic_projection_a_heard_word_is_its_typed_embedding(hearing
     assert not torch.allclose(with_acoustics, typed.expand_as(with_acoustics), atol=1e-3)
 
     settings = replace(SETTINGS["smoke"], ctc_compression=False, acoustic_projection=False)
-    _add_ears(model, hearing_processor, settings)
+    add_ears(model, hearing_processor, settings)
     heard = _heard_tokens(model, hearing_processor)
     assert torch.allclose(heard, typed.expand_as(heard), atol=1e-5)
     model.save_pretrained(tmp_path)
@@ -172,7 +156,7 @@ def test_without_acoustic_projection_a_heard_word_is_its_typed_embedding(hearing
     assert not any("projector" in name for name in loaded.audio_encoder.state_dict())
     torch.testing.assert_close(_heard_tokens(loaded, hearing_processor), heard)
 
-    _add_ears(loaded, hearing_processor, replace(settings, acoustic_projection=True))
+    add_ears(loaded, hearing_processor, replace(settings, acoustic_projection=True))
     assert loaded.audio_encoder.projector is not None
     torch.testing.assert_close(_heard_tokens(loaded, hearing_processor), heard)
 
@@ -266,7 +250,8 @@ def _ears_in_the_hearing_mixture(model, features, transcripts):
     train_hearing(model, mixture, features, steps=80, num_world_steps=0, lr=3e-3)
 
 
-@needs_espeak
+@pytest.mark.slow
+@pytest.mark.needs_espeak
 @pytest.mark.parametrize("train", [_ears_alone, _ears_in_the_hearing_mixture])
 def test_the_ear_learns_to_transcribe_words(hearing_processor, train):
     """CTC training of the audio encoder, before the hearing mixture or as one of its kinds: after a short run it
@@ -326,7 +311,7 @@ def test_speech_without_ears_is_a_clear_error(model, hearing_processor):
 
 
 # ---------------------------------------------------------------------------------------- speech out
-@needs_espeak
+@pytest.mark.needs_espeak
 def test_codec_reconstructs_speech():
     speech = [synthesize_speech(text) for text in ("top left", "bottom right", "yes", "three")]
     codec = MelCodec(num_quantizers=4, codebook_size=64)
@@ -404,6 +389,7 @@ def test_typed_twins_add_nothing_when_the_twins_are_the_same_chat(hearing_proces
         TypedTwins(spoken, ChatTensors(**{k: v[:3] for k, v in vars(typed).items() if v is not None}), features)
 
 
+@pytest.mark.slow
 def test_spoken_twins_learn_to_answer_as_typed(hearing_processor):
     """Trained on typed chats and their distilled spoken twins, a spoken question gets its typed twin's answer."""
     torch.manual_seed(0)

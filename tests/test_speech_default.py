@@ -8,20 +8,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
-from conftest import Terminal
 from PIL import Image
-from test_speech import needs_espeak
+from support import Terminal
 from typer.testing import CliRunner
 
 from theworld import DEFAULT_MODEL
 from theworld.cli.common import load_model
 from theworld.cli.main import app
+from theworld.evaluation.answers import answer_chats, user_turn
+from theworld.evaluation.speech import transcribe
+from theworld.evaluation.speech_data import HELD_OUT_VOICE, normalize_text
 from theworld.omni.audio import save_audio, synthesize_speech
 from theworld.omni.talker import Speaker
 from theworld.toyworld import ANSWER_VOCAB, make_examples
-from theworld.training.speech import HELD_OUT_VOICE, answer_chats, normalize_text, transcribe, user_turn
 
-pytestmark = needs_espeak
+pytestmark = pytest.mark.needs_espeak
 EXAMPLE_IMAGE = Path(__file__).parents[1] / "examples" / "toyworld_scene.png"
 
 
@@ -35,6 +36,7 @@ def speaker(default_model):
     return Speaker.from_pretrained(default_model.name_or_path)
 
 
+@pytest.mark.slow
 def test_spoken_questions_get_the_typed_answer(default_model):
     """Held-out scenes, a voice never heard in training: the spoken question's answer is the typed one's."""
     examples = make_examples("test", 12, questions_per_clip=2)
@@ -62,6 +64,7 @@ def test_spoken_questions_get_the_typed_answer(default_model):
     assert agreement >= AGREEMENT_FLOOR, list(zip(typed, spoken, strict=True))
 
 
+@pytest.mark.slow
 def test_spoken_answers_round_trip(speaker, default_model):
     answers = sorted({a for vocab in ANSWER_VOCAB.values() for a in vocab})
     heard = transcribe(default_model, default_model.processor, [speaker.speak(a) for a in answers])
@@ -98,6 +101,7 @@ def test_chat_speech_in_and_out(tmp_path, speaker, default_model, spelling):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["answer.wav", "question.wav"]
 
 
+@pytest.mark.slow
 def test_eval_speech_reports_agreement_word_errors_and_round_trip(tmp_path):
     result = CliRunner().invoke(
         app, ["eval", "--clips", "1", "--questions-per-clip", "2", "--speech", "--json", str(tmp_path / "r.json")]
@@ -106,8 +110,10 @@ def test_eval_speech_reports_agreement_word_errors_and_round_trip(tmp_path):
     assert "speech in: 2 test questions" in result.output and "speech out round trip" in result.output
     speech = json.loads((tmp_path / "r.json").read_text())["speech"]
     for voice in ("training_voices", "unseen_voice"):
-        assert 0.0 <= speech[voice]["ear_alone_word_error_rate"] and 0.0 <= speech[voice]["question_word_error_rate"]
-        assert 0.0 <= speech[voice]["ear_alone_content_words_right"] <= 1.0
+        # The shipped ear hears nearly every word of a held-out question; an ear that hears nothing misses them all.
+        assert speech[voice]["ear_alone_word_error_rate"] < 0.25, speech
+        assert speech[voice]["question_word_error_rate"] < 0.5, speech
+        assert speech[voice]["ear_alone_content_words_right"] >= 0.75, speech
     assert speech["round_trip"]["answers"] == len({a for vocab in ANSWER_VOCAB.values() for a in vocab})
 
 
@@ -129,6 +135,7 @@ def test_chat_speech_errors(tmp_path, checkpoint):
     assert not (tmp_path / "out.wav").exists()
 
 
+@pytest.mark.slow
 def test_interactive_audio_on_a_pseudo_terminal(tmp_path):
     save_audio(tmp_path / "q.wav", synthesize_speech("how many shapes are there?"))
     terminal = Terminal("chat", "--audio-out", str(tmp_path / "a.wav"))

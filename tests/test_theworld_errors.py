@@ -1,7 +1,7 @@
 """Bad input gets one clear error naming the problem and the fix."""
 
 import pytest
-from conftest import chat_inputs, conversation, make_image
+from support import chat_inputs, conversation, make_image
 
 from theworld import TheWorld
 from theworld.media import MediaError
@@ -32,6 +32,17 @@ def test_world_steps_with_the_world_disabled(checkpoint, inputs):
     plain = TheWorld.from_pretrained(checkpoint, enable_world=False)
     with pytest.raises(ValueError, match="enable_world=True"):
         plain.generate(**inputs, num_world_steps=2)
+
+
+def test_check_world_steps_is_the_check_generate_makes(model, checkpoint):
+    model.check_world_steps(0)
+    model.check_world_steps(model.config.max_world_steps)
+    with pytest.raises(ValueError, match="num_world_steps must be 0 or more"):
+        model.check_world_steps(-1)
+    with pytest.raises(ValueError, match="exceeds this model's max_world_steps"):
+        model.check_world_steps(model.config.max_world_steps + 1)
+    with pytest.raises(ValueError, match="enable_world=True"):
+        TheWorld.from_pretrained(checkpoint, enable_world=False).check_world_steps(1)
 
 
 def test_unreadable_images(model, processor, tmp_path):

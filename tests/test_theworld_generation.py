@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import chat_inputs, conversation, make_image
+from support import chat_inputs, conversation, make_image
 
 GREEDY = {"max_new_tokens": 6, "do_sample": False}
 

@@ -9,8 +9,8 @@ import textwrap
 
 import pytest
 import torch
-from conftest import chat_inputs, conversation, make_image
 from diffusers import AutoencoderKLCosmos, AutoencoderKLWan
+from support import chat_inputs, conversation, make_image
 from transformers import (
     AutoConfig,
     AutoModelForImageTextToText,
@@ -18,7 +18,8 @@ from transformers import (
     Gemma3ForConditionalGeneration,
 )
 
-from theworld import TheWorld, TheWorldConfig
+from theworld import DEFAULT_MODEL, TheWorld, TheWorldConfig
+from theworld.modeling.processing_theworld import TheWorldProcessor
 
 GREEDY = {"max_new_tokens": 6, "do_sample": False}
 
@@ -60,6 +61,13 @@ def test_auto_classes_know_theworld(checkpoint, model, inputs):
     assert torch.equal(auto_model(**inputs, num_world_steps=1).logits, model(**inputs, num_world_steps=1).logits)
     processor = AutoProcessor.from_pretrained(checkpoint)
     assert processor.tokenizer.convert_tokens_to_ids("<world_soft_token>") == model.config.world_token_id
+
+
+def test_the_shipped_processor_loads_as_theworlds():
+    """The shipped folder names `TheWorldProcessor`; importing theworld registers it with AutoProcessor."""
+    processor = AutoProcessor.from_pretrained(DEFAULT_MODEL)
+    assert type(processor) is TheWorldProcessor
+    assert processor.audio_token_id == processor.tokenizer.convert_tokens_to_ids("<audio_soft_token>")
 
 
 def test_world_off_equals_transformers_gemma3(gemma_checkpoint, inputs):
@@ -104,6 +112,7 @@ def test_dtype_and_device_map(checkpoint, inputs):
     assert output.shape[1] == inputs["input_ids"].shape[1] + GREEDY["max_new_tokens"]
 
 
+@pytest.mark.slow
 def test_hub_id_and_checkpoint_from_the_offline_cache(checkpoint, tmp_path):
     """A Hub repo id resolves through huggingface_hub's cache with HF_HUB_OFFLINE=1, as on a machine that
     downloaded it before."""

@@ -26,7 +26,11 @@ from theworld.toyworld import (
 )
 
 SIZE = 64
-CLIPS = [simulate(seed) for seed in range(60)]
+
+
+@pytest.fixture(scope="module")
+def clips() -> list[Clip]:
+    return [simulate(seed) for seed in range(60)]
 
 
 def test_same_seed_gives_identical_clip_and_different_seeds_differ():
@@ -37,9 +41,9 @@ def test_same_seed_gives_identical_clip_and_different_seeds_differ():
     assert a.frames.shape == (12, SIZE, SIZE, 3) and a.frames.dtype == np.uint8
 
 
-def test_shapes_stay_inside_the_box_and_move_visibly():
+def test_shapes_stay_inside_the_box_and_move_visibly(clips):
     moves = []
-    for clip in CLIPS:
+    for clip in clips:
         colours = [s.colour for s in clip.states[0]]
         assert 1 <= len(colours) <= 3 and len(set(colours)) == len(colours)
         for frame in clip.states:
@@ -73,8 +77,8 @@ def test_head_on_shapes_collide_and_bounce_apart():
     assert states[0].vx < 0 < states[1].vx
 
 
-def test_render_draws_each_colour_at_its_state_position():
-    for clip in CLIPS[:20]:
+def test_render_draws_each_colour_at_its_state_position(clips):
+    for clip in clips[:20]:
         for t in (0, 5, 11):
             for s in clip.states[t]:
                 assert tuple(clip.frames[t][int(s.y), int(s.x)]) == COLOURS[s.colour]
@@ -82,7 +86,7 @@ def test_render_draws_each_colour_at_its_state_position():
     assert clip.frames[0][floor].mean() > clip.frames[0][floor - 2].mean()
 
 
-def test_ghosts_trail_behind_a_moving_shape():
+def test_ghosts_trail_behind_a_moving_shape(clips):
     shapes = [ShapeState("ball", "green", "small", 5.0, x=x, y=30.0, vx=4.0, vy=0.0) for x in (20.0, 24.0, 28.0)]
     image = render_frame([shapes[2]], [[shapes[0]], [shapes[1]]], SIZE).astype(int)
     background, green = image[5, 5], np.array(COLOURS["green"])
@@ -90,7 +94,7 @@ def test_ghosts_trail_behind_a_moving_shape():
     assert np.allclose(image[30, 21], background + 0.5 * (green - background), atol=1)  # one frame ago
     assert np.allclose(image[30, 16], background + 0.25 * (green - background), atol=1)  # two frames ago
     assert np.array_equal(image[30, 34], background)  # nothing ahead of the shape
-    clip = CLIPS[0]
+    clip = clips[0]
     assert np.array_equal(clip.frames[5], render_frame(clip.states[5], clip.states[3:5], SIZE))
 
 
@@ -132,10 +136,10 @@ def _expected(clip, t: int, question: str, kind: str) -> str:
     raise AssertionError(f"unexpected kind {kind}")
 
 
-def test_answers_agree_with_simulated_ground_truth():
+def test_answers_agree_with_simulated_ground_truth(clips):
     seen = Counter()
     rng = np.random.default_rng(0)
-    for clip in CLIPS:
+    for clip in clips:
         for t in (2, 4, 7):
             for qa in questions(clip, t, rng):
                 assert qa.answer in ANSWER_VOCAB[qa.kind]
@@ -150,9 +154,9 @@ def test_answers_agree_with_simulated_ground_truth():
         assert seen[kind, "yes"] > 0 and seen[kind, "no"] > 0
 
 
-def test_borderline_questions_are_skipped():
+def test_borderline_questions_are_skipped(clips):
     rng = np.random.default_rng(1)
-    for clip in CLIPS:
+    for clip in clips:
         for qa in questions(clip, 3, rng):
             if qa.kind == "future_quadrant":
                 s = next(s for s in clip.states[3 + qa.steps] if s.colour == _colours(qa.question)[0])
@@ -162,8 +166,8 @@ def test_borderline_questions_are_skipped():
                 assert abs(a.x - b.x) >= 3.0
 
 
-def test_caption_names_every_shape_and_its_direction():
-    clip = CLIPS[0]
+def test_caption_names_every_shape_and_its_direction(clips):
+    clip = clips[0]
     text = caption(clip, 4)
     for s in clip.states[4]:
         assert f"{s.size} {s.colour} {s.kind}" in text

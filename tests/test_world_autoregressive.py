@@ -10,17 +10,17 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from theworld.cli.world import world
+from theworld.evaluation.world_physics import trajectory_error
+from theworld.media import to_model_range
 from theworld.toyworld import simulate, split_seeds
-from theworld.training.data import to_model_range
+from theworld.training.world_ar import WorldARSettings, train_world_ar
 from theworld.world import WorldRequest, get_backend
 from theworld.world.autoregressive import (
     AutoregressiveWorldModel,
     VideoTokenizer,
     load_backend,
     shipped_checkpoint,
-    trajectory_error,
 )
-from theworld.world.autoregressive.train import TrainConfig, train
 
 
 @pytest.fixture(scope="module")
@@ -60,10 +60,11 @@ def test_tokenizer_round_trip_shapes_and_codes_in_range():
 
 
 def test_training_smoke_run_saves_and_loads_back(tmp_path):
-    config = TrainConfig(
+    config = WorldARSettings(
         num_clips=2, tokenizer_steps=2, tokenizer_batch=4, transformer_steps=2, transformer_batch=2, hidden=32, layers=1
     )
-    folder = train(tmp_path / "ar", config, log=lambda line: None)
+    folder = tmp_path / "ar"
+    train_world_ar(folder, config)
     assert sorted(p.name for p in folder.iterdir()) == ["tokenizer", "transformer", "world_model.json"]
     assert not list(folder.rglob("*.bin")) and list(folder.rglob("*.safetensors"))
     model = AutoregressiveWorldModel.from_pretrained(folder)
@@ -119,6 +120,7 @@ def test_resolution_and_longer_than_context_outputs(backend, clip):
     assert video.shape == (9, 96, 80, 3)
 
 
+@pytest.mark.slow
 def test_shipped_model_beats_copying_the_last_frame(backend):
     def predict(frames, steps):
         return backend.model.predict(frames, steps, seed=0, temperature=0.0)

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import typer
 from PIL import Image
+from tiny_cosmos import save_tiny_cosmos_pipeline
 from typer.testing import CliRunner
 
 from theworld.cli.world import world
-from theworld.world.tiny import save_tiny_cosmos_pipeline
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 TINY = ["--resolution", "64x64", "--num-output-frames", "9", "--num-steps", "2", "--guidance", "2"]
@@ -105,6 +105,7 @@ def test_unknown_model_and_missing_specs_exit_2(specs, tmp_path):
     assert invoke("-o", tmp_path).exit_code == 2
 
 
+@pytest.mark.slow
 def test_two_torchrun_processes_write_what_one_process_writes(model, specs, tmp_path):
     script = tmp_path / "world_cli.py"
     script.write_text(

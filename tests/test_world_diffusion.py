@@ -5,11 +5,11 @@ import time
 import numpy as np
 import pytest
 import torch
+from tiny_cosmos import save_tiny_cosmos_pipeline
 
 from theworld.world.backends import OffloadOptions, WorldBackend, WorldRequest, get_backend, register_backend
 from theworld.world.diffusion import CosmosDiffusionBackend
 from theworld.world.guardrail import Guardrail
-from theworld.world.tiny import save_tiny_cosmos_pipeline
 
 torch.set_num_threads(1)
 

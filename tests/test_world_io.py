@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from theworld.files import usual_mode
+from theworld.media import MediaError, usual_mode
 from theworld.world import io
-from theworld.world.io import InputError, read_input, sanitize_name, unique_names, write_sample
+from theworld.world.io import read_input, sanitize_name, unique_names, write_sample
 
 
 def frames(t=5, h=32, w=48):
@@ -67,7 +67,7 @@ def test_failure_mid_sample_leaves_nothing_behind(tmp_path, monkeypatch):
     def explode(*args):
         raise OSError("disk full")
 
-    monkeypatch.setattr(io, "_write_gif", explode)  # after the PNGs and the mp4 were written
+    monkeypatch.setattr(io, "write_gif", explode)  # after the PNGs and the mp4 were written
     with pytest.raises(OSError, match="disk full"):
         write_sample(tmp_path / "out", "robot", frames(), 8, {}, {})
     assert list((tmp_path / "out").iterdir()) == []
@@ -106,7 +106,7 @@ def test_read_input_image_and_video(tmp_path):
 def test_read_input_reports_missing_or_corrupt_files_in_one_line(tmp_path, name):
     if not name.startswith("missing"):
         (tmp_path / name).write_bytes(b"\x00garbage" * 10)
-    with pytest.raises(InputError) as err:
+    with pytest.raises(MediaError) as err:
         read_input(tmp_path / name)
     assert name in str(err.value) and "\n" not in str(err.value)
     assert "replace it" in str(err.value) or "check input_path" in str(err.value)

@@ -11,7 +11,7 @@ from transformers.conversion_mapping import (
 )
 
 from theworld.modeling import DEFAULT_MODEL, TheWorld, TheWorldConfig
-from theworld.omni.processing import TheWorldProcessor
+from theworld.modeling.processing_theworld import TheWorldProcessor
 from theworld.omni.talker import Talker, TalkerConfig
 
 __all__ = ["DEFAULT_MODEL", "TheWorld", "TheWorldConfig"]

@@ -13,7 +13,7 @@ __all__ = ["ask"]
 def ask(
     image: Path = typer.Argument(..., help="The image to ask about (PNG, JPEG, ...)."),
     question: str = typer.Argument(..., help="The question, e.g. 'where will the red shape be after 2 steps?'"),
-    model: str = typer.Option("theworld-tiny", help="Checkpoint folder, Hub id, or 'theworld-tiny'."),
+    model_name: str = typer.Option("theworld-tiny", "--model", help="Checkpoint folder, Hub id, or 'theworld-tiny'."),
     world_steps: int | None = typer.Option(None, help="Future frames to imagine first (default: the model's)."),
     save_world: Path | None = typer.Option(None, help="Write the imagined frames as PATH.png (strip) and PATH.gif."),
     max_new_tokens: int = typer.Option(16, min=1),
@@ -25,12 +25,20 @@ def ask(
     """Answer a question about an image; the world model imagines the scene's future first."""
     set_threads(threads)
     with user_errors():
-        load_image(image)  # a bad image fails before the model loads
-        world = load_model(model)
+        picture = load_image(image)  # a bad image fails before the model loads
+        model = load_model(model_name)
         sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature else {}
-        answer = world.ask(
-            image, question, num_world_steps=world_steps, max_new_tokens=max_new_tokens, num_beams=num_beams, **sampling
+        # With --save-world the world is imagined here, once: the answer reads the latents that are drawn.
+        latents = model.imagine_image(picture, world_steps) if save_world is not None else None
+        answer = model.ask(
+            picture,
+            question,
+            num_world_steps=world_steps,
+            world_latents=latents,
+            max_new_tokens=max_new_tokens,
+            num_beams=num_beams,
+            **sampling,
         )
-        if save_world is not None:
-            save_imagined_world(world, image, world_steps, save_world)
+        if latents is not None:
+            save_imagined_world(model, latents, save_world)
     print(answer)

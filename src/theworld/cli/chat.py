@@ -14,6 +14,7 @@ from theworld.cli.common import (
     set_threads,
     user_errors,
 )
+from theworld.media import load_image
 
 __all__ = ["chat"]
 
@@ -21,7 +22,7 @@ HELP = "commands: /image PATH, /video PATH, /audio PATH, /world N, /clear, exit"
 
 
 def chat(
-    model: str = typer.Option(
+    model_name: str = typer.Option(
         "theworld-tiny",
         "--model",
         "--ckpt-dir",
@@ -59,17 +60,18 @@ def chat(
     if temperature:
         generation.update(do_sample=True, temperature=temperature, top_p=top_p)
     with user_errors():
-        world = load_model(model)
-        session = ChatSession(world, system_prompt=prompt, num_world_steps=world_steps)
+        model = load_model(model_name)
+        session = ChatSession(model, system_prompt=prompt, num_world_steps=world_steps)
         if image is not None:
-            session.attach_image(image)
+            picture = load_image(image)
+            session.attach_image(picture)
             if save_world is not None:
-                save_imagined_world(world, image, session.num_world_steps, save_world)
+                save_imagined_world(model, model.imagine_image(picture, session.num_world_steps), save_world)
         if video is not None:
             session.attach_video(video)
         if audio_in is not None:
             session.attach_audio(audio_in)
-        speaker = load_speaker(world) if audio_out is not None else None
+        speaker = load_speaker(model) if audio_out is not None else None
 
         def respond(message: str | None) -> None:
             """Stream the answer to `message` (and the attached media), and speak it with --audio-out."""
@@ -81,7 +83,7 @@ def chat(
             # Shells pass "\n" as two characters; completion prompts ("Question: ...\nAnswer:") need a newline.
             respond(text.replace("\\n", "\n") if text else None)
             return
-    console.print(f"TheWorld chat ({model}). {HELP}")
+    console.print(f"TheWorld chat ({model_name}). {HELP}")
     while True:
         try:
             line = input("you> ").strip()
@@ -109,7 +111,7 @@ def chat(
                 console.print("conversation cleared")
             elif command == "/world":
                 steps = int(argument)
-                world._world_steps(steps, skip_world_tokens=False, has_image=True)
+                model.check_world_steps(steps)
                 session.num_world_steps = steps
                 console.print(f"world steps: {steps}")
             elif command.startswith("/"):

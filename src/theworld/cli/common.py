@@ -4,7 +4,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import torch
 import typer
@@ -13,7 +13,18 @@ from rich.console import Console
 from theworld.media import MediaError
 from theworld.modeling.names import resolve_model_name
 
-__all__ = ["console", "fail", "is_terminal", "load_model", "save_imagined_world", "set_threads", "user_errors"]
+if TYPE_CHECKING:
+    from theworld.modeling.modeling_theworld import TheWorld
+
+__all__ = [
+    "console",
+    "fail",
+    "is_terminal",
+    "load_model",
+    "save_imagined_world",
+    "set_threads",
+    "user_errors",
+]
 
 console = Console(stderr=True)
 
@@ -38,7 +49,7 @@ def set_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-def load_model(name: str, **kwargs):
+def load_model(name: str, **kwargs) -> "TheWorld":
     """TheWorld and its processor from a name, folder or Hub id, with a clear error when it does not exist."""
     from transformers import AutoProcessor
     from transformers.utils import logging as transformers_logging
@@ -58,12 +69,12 @@ def load_model(name: str, **kwargs):
     return model
 
 
-def save_imagined_world(model, image: Path, num_world_steps: int | None, path: Path) -> None:
-    """Write the decoded current frame and imagined future of `image` as PATH.png (a strip) and PATH.gif."""
-    from theworld.training.data import to_uint8
-    from theworld.visualize import save_strip_and_gif
+@torch.no_grad()
+def save_imagined_world(model: "TheWorld", latents: torch.Tensor, path: Path) -> None:
+    """Write the decoded frames of `latents` (from `TheWorld.imagine_image`) as PATH.png (a strip) and PATH.gif."""
+    from theworld.media import save_strip_and_gif, to_uint8
 
-    png, gif = save_strip_and_gif(to_uint8(model.imagine_frames(image, num_world_steps)), path)
+    png, gif = save_strip_and_gif(to_uint8(model.world_encoder.decode(latents)[0]), path)
     console.print(f"imagined world saved to {png} and {gif}")
 
 

@@ -13,7 +13,7 @@ __all__ = ["evaluate"]
 
 
 def evaluate(
-    model: str = typer.Option("theworld-tiny", help="Checkpoint folder, Hub id, or 'theworld-tiny'."),
+    checkpoint: str = typer.Option("theworld-tiny", "--model", help="Checkpoint folder, Hub id, or 'theworld-tiny'."),
     clips: int = typer.Option(200, min=1, help="Test-split clips to draw questions from."),
     questions_per_clip: int = typer.Option(4, min=1),
     batch_size: int = typer.Option(32, min=1),
@@ -22,13 +22,13 @@ def evaluate(
     threads: int | None = typer.Option(None, help="PyTorch CPU threads."),
 ) -> None:
     """Evaluate a model on ToyWorld's test split, with the world on (k steps, 0 steps) and off."""
-    from theworld.training.evaluate import evaluate as run_evaluation
+    from theworld.evaluation.toyworld_qa import evaluate as run_evaluation
 
     set_threads(threads)
     with user_errors():
-        world = load_model(model)
-        report = run_evaluation(world, world.processor, clips, questions_per_clip, batch_size)
-        speech_report = _speech_report(world, clips, questions_per_clip) if speech else None
+        model = load_model(checkpoint)
+        report = run_evaluation(model, model.processor, clips, questions_per_clip, batch_size)
+        speech_report = _speech_report(model, clips, questions_per_clip) if speech else None
     table = Table(title=f"ToyWorld test split ({report.num_questions['all']} questions)")
     table.add_column("mode")
     families = ["static", "temporal", "all"]
@@ -75,16 +75,16 @@ def evaluate(
         json_path.write_text(json.dumps({**asdict(report), "speech": speech_report}, indent=2))
 
 
-def _speech_report(world, clips: int, questions_per_clip: int) -> dict:
+def _speech_report(model, clips: int, questions_per_clip: int) -> dict:
+    from theworld.evaluation.speech import evaluate_speech
     from theworld.omni.talker import Speaker
-    from theworld.training.speech import evaluate_speech
 
-    if world.config.audio_config is None:
+    if model.config.audio_config is None:
         raise ValueError(
             "This model has no audio encoder; --speech needs a model trained with `theworld train hearing`"
         )
-    speaker = Speaker.from_pretrained(Path(world.name_or_path))
-    return evaluate_speech(world, world.processor, speaker, clips, questions_per_clip)
+    speaker = Speaker.from_pretrained(Path(model.name_or_path))
+    return evaluate_speech(model, model.processor, speaker, clips, questions_per_clip)
 
 
 def _print_speech(report: dict) -> None:

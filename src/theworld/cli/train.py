@@ -1,6 +1,6 @@
 """`theworld train STAGE`: the recipes that build TheWorld-tiny on CPU."""
 
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import typer
@@ -11,7 +11,9 @@ __all__ = ["train"]
 
 
 def train(
-    stage: str = typer.Argument("all", help="all | vae | dynamics | objects | language | hearing | speaking"),
+    stage: str = typer.Argument(
+        "all", help="all | vae | dynamics | objects | language | hearing | speaking | world-ar (not part of all)"
+    ),
     output_dir: Path = typer.Option(Path("runs/theworld-tiny"), help="The checkpoint folder the stages build."),
     settings: str = typer.Option("full", help="full (the shipped model) | smoke (a few steps, for tests)."),
     seed: int | None = typer.Option(None, help="Override the settings' seed."),
@@ -38,6 +40,9 @@ def train(
     acoustic_projection: bool | None = typer.Option(
         None, help="Override whether the hearing stage's audio tokens add a projection of the acoustics."
     ),
+    num_clips: int | None = typer.Option(None, min=1, help="Override how many clips the world-ar stage trains on."),
+    tokenizer_steps: int | None = typer.Option(None, min=1, help="Override the world-ar stage's tokenizer steps."),
+    transformer_steps: int | None = typer.Option(None, min=1, help="Override the world-ar stage's transformer steps."),
     threads: int | None = typer.Option(1, help="PyTorch CPU threads (1 is fastest on 2-core machines)."),
     jobs: int = typer.Option(
         2,
@@ -53,13 +58,16 @@ def train(
 
     A stage run on a folder that already has it continues from its weights (another pass). The shipped model is
     what `all` builds with the full settings (seed 0): one pass per stage."""
-    from theworld.training.recipe import SETTINGS, STAGES, run_stage, train_all
+    from theworld.training.orchestration import train_all
+    from theworld.training.recipe import STAGES, run_stage
+    from theworld.training.settings import SETTINGS
 
     set_threads(threads)
-    if settings not in SETTINGS:
-        fail(f"Unknown settings {settings!r}; choose one of {', '.join(SETTINGS)}")
     if stage != "all" and stage not in STAGES:
         fail(f"Unknown stage {stage!r}; choose one of all, {', '.join(STAGES)}")
+    named = SETTINGS if stage == "all" else STAGES[stage].settings
+    if settings not in named:
+        fail(f"Unknown settings {settings!r}; choose one of {', '.join(named)}")
     overrides = {
         "seed": seed,
         "objects_steps": objects_steps,
@@ -71,8 +79,16 @@ def train(
         "hide_ctc_fillers": hide_ctc_fillers,
         "fresh_ears": fresh_ears,
         "acoustic_projection": acoustic_projection,
+        "num_clips": num_clips,
+        "tokenizer_steps": tokenizer_steps,
+        "transformer_steps": transformer_steps,
     }
-    chosen = replace(SETTINGS[settings], **{k: v for k, v in overrides.items() if v is not None})
+    given = {name: value for name, value in overrides.items() if value is not None}
+    unknown = sorted(given.keys() - {field.name for field in fields(named[settings])})
+    if unknown:  # a stage with settings of its own (`Stage.settings`) has none of the others' knobs
+        options = ", ".join("--" + name.replace("_", "-") for name in unknown)
+        fail(f"{options} does not apply to the {stage} stage; leave it out")
+    chosen = replace(named[settings], **given)
     with user_errors():
         if stage == "all":
             train_all(output_dir, chosen, jobs=jobs)

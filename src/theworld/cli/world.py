@@ -65,7 +65,7 @@ def world(
     """Generate worlds from Cosmos specs; under torchrun each rank takes every N-th sample."""
     from theworld.world.backends import OffloadOptions, get_backend
     from theworld.world.guardrail import load_guardrail
-    from theworld.world.runner import all_ranks, gather_results, init_distributed, run_world
+    from theworld.world.runner import all_ranks, finish_distributed, gather_results, init_distributed, run_world
     from theworld.world.spec import SpecError, check_overrides, load_specs
 
     console = Console(stderr=True, highlight=False)
@@ -114,8 +114,9 @@ def world(
         backend = get_backend(model, guardrail=guardrail, offload=offload) if specs else None
     except Exception as err:
         say(f"error: cannot load model {model!r}: {str(err).splitlines()[0]}", everyone=True)
-    if specs and not all_ranks(backend is not None, info):  # no rank waits forever on one that gave up
-        finish(info, 2)
+    if specs and not all_ranks(backend is not None):  # no rank waits forever on one that gave up
+        finish_distributed(info)
+        raise typer.Exit(2)
 
     results = []
     if backend is not None:
@@ -152,21 +153,13 @@ def world(
                 on_result=on_result,
                 progress=lambda done, total: bar.update(steps, completed=done, total=total),
             )
-    results = gather_results(results, info)
+    results = gather_results(results)
     counts = {status: sum(r.status == status for r in results) for status in ("ok", "blocked", "failed")}
     summary = (
         f"world: {counts['ok']} ok, {counts['blocked']} blocked, {counts['failed']} failed, "
         f"{len(batch.errors)} spec error(s) in {time.perf_counter() - start:.1f}s; outputs in {output_dir}"
     )
     say(summary)
-    finish(info, 1 if counts["failed"] or batch.errors else 0)
-
-
-def finish(info, code: int) -> None:
-    """Leave the process group cleanly (a rank that exits inside it aborts), then exit with `code`."""
-    if info.distributed:
-        import torch.distributed as dist
-
-        dist.destroy_process_group()
-    if code:
-        raise typer.Exit(code)
+    finish_distributed(info)
+    if counts["failed"] or batch.errors:
+        raise typer.Exit(1)

@@ -10,16 +10,18 @@ cell); what it reads gives the rest of its state. That is slot attention (Locate
 and fixed, named slots, since every ToyWorld object has its own colour. It reads imagined latents exactly as it
 reads encoded ones.
 
-The decoded state is explicit and supervised by the simulator (`training/objects.py`): present, x, y, radius,
-kind, vx, vy. The language model gets it twice:
+The decoded state is explicit and supervised by the simulator (`evaluation/world_data.py`): present, x, y,
+radius, kind, vx, vy. The language model gets it twice:
 - as world tokens, after each frame's region tokens: per slot, the embedding of the slot's name word plus an MLP
   of the state, plus the world step's embedding;
-- at every mention of the name in the prompt (`TheWorld` adds `embed_mentions` there): an MLP of the object's
-  whole course (its states over the current and imagined frames), and at a mention that follows another
-  object's, a relation embedding of the pair.
+- at every mention of the name in the prompt after an image (`add_mentions`): an MLP of the object's whole
+  course (its states over the current and imagined frames) as that image shows it, and at a mention that follows
+  another object's, a relation embedding of the pair. That is entity injection, as knowledge-enhanced LMs (ERNIE,
+  KnowBERT) add an entity's embedding to its mentions: a tiny language model trained for minutes does not learn
+  to look an object up by name among the world tokens, so the name carries it.
 
 With kind words (`config.world_objects["kinds"]`), the reader also decodes *facts* from the courses, supervised by
-the simulator like the states (`training/objects.py`): per object and future step, which half of the frame it is
+the simulator like the states (`evaluation/world_data.py`): per object and future step, which half of the frame it is
 in and whether it has hit the floor; per ordered pair, left of, above, larger, and per future step, faster and
 met. Their probabilities join the mention and relation embeddings, and a mention of a kind word ("the triangle")
 gets which objects are of that kind. The language model then routes a decoded fact to the answer instead of
@@ -29,10 +31,18 @@ learning the comparison itself, which a tiny model does not do in minutes of CPU
 import torch
 from torch import nn
 
-__all__ = ["OBJECT_STATE", "ObjectDetector", "ObjectFacts", "ObjectReader", "object_fact_names", "pair_fact_names"]
+__all__ = [
+    "OBJECT_STATE",
+    "ObjectDetector",
+    "ObjectFacts",
+    "ObjectReader",
+    "latest_image",
+    "object_fact_names",
+    "pair_fact_names",
+]
 
 # The decoded state of one object, in order: presence logit, x, y (fractions of the frame, from the soft-argmax),
-# radius, kind logits, vx, vy (radius and velocity scaled as `training.objects.object_targets` scales them).
+# radius, kind logits, vx, vy (radius and velocity scaled as `evaluation.world_data.object_targets` scales them).
 OBJECT_STATE = ("present", "x", "y", "radius", "kind", "vx", "vy")
 
 
@@ -225,6 +235,38 @@ class ObjectReader(nn.Module):
         of_kind = now[..., 4 : 4 + self.num_kinds][torch.arange(len(kinds), device=kinds.device), :, kinds]
         return self.kind_embedding(now[..., 0] * of_kind)
 
+    def add_mentions(
+        self, embeds: torch.Tensor, ids: torch.Tensor, image_of: torch.Tensor, courses: torch.Tensor
+    ) -> torch.Tensor:
+        """Add to the prompt's embeddings `embeds` (B, L, D) at every token of `ids` (B, L) that names an object
+        (`slot_token_ids`) after an image the embedding of that object as the latest image before it
+        (`image_of`, see `latest_image`) shows it in `courses` (images, slots, course), and of its relation to
+        the object named just before it after the same image; with kind words, `add_kind_mentions` first."""
+        if self.kind_token_ids is not None:
+            embeds = self.add_kind_mentions(embeds, ids, image_of, courses)
+        is_name = ids.unsqueeze(-1) == torch.tensor(self.slot_token_ids, device=ids.device)
+        rows, positions = (is_name.any(-1) & (image_of >= 0)).nonzero(as_tuple=True)  # row-major: prompt order
+        if len(rows) == 0:
+            return embeds
+        images, slots = image_of[rows, positions], is_name[rows, positions].int().argmax(-1)
+        mentioned = courses[images, slots]
+        before = _previous_object(images, slots)
+        previous = torch.where((before >= 0).unsqueeze(-1), mentioned[before.clamp(min=0)], 0.0)
+        added = self.embed_mentions(mentioned, previous).to(embeds.dtype)
+        return embeds.index_put((rows, positions), added, accumulate=True)
+
+    def add_kind_mentions(
+        self, embeds: torch.Tensor, ids: torch.Tensor, image_of: torch.Tensor, courses: torch.Tensor
+    ) -> torch.Tensor:
+        """Add to every kind word after an image ("triangle") which of that image's objects are of that kind."""
+        is_kind = ids.unsqueeze(-1) == torch.tensor(self.kind_token_ids, device=ids.device)
+        rows, positions = (is_kind.any(-1) & (image_of >= 0)).nonzero(as_tuple=True)
+        if len(rows) == 0:
+            return embeds
+        kinds = is_kind[rows, positions].int().argmax(-1)
+        added = self.embed_kind_mentions(courses[image_of[rows, positions]], kinds).to(embeds.dtype)
+        return embeds.index_put((rows, positions), added, accumulate=True)
+
     def forward(
         self, latents: torch.Tensor, word_embeddings: nn.Embedding, states: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -237,3 +279,26 @@ class ObjectReader(nn.Module):
         tokens = self.embed_states(states, word_embeddings)
         tokens = tokens + self.step_embedding(torch.arange(steps, device=latents.device))[None, :, None, :]
         return tokens.flatten(1, 2), self.courses(states)
+
+
+def latest_image(ids: torch.LongTensor, boi_token_id: int) -> torch.LongTensor:
+    """(B, L) prompt ids -> (B, L): the global index (over the batch, row-major, as images come in) of the latest
+    `<start_of_image>` at or before each token, -1 before the row's first."""
+    seen = (ids == boi_token_id).cumsum(1)
+    images_per_row = seen[:, -1]
+    first_image = torch.cumsum(images_per_row, 0) - images_per_row
+    return torch.where(seen > 0, first_image[:, None] + seen - 1, -1)
+
+
+def _previous_object(images: torch.LongTensor, slots: torch.LongTensor) -> torch.LongTensor:
+    """For mentions in prompt order, of `slots` after `images`: the index of the last mention of another object
+    after the same image, -1 where there is none. A run of mentions of one object counts as one mention (a word
+    heard over several audio frames is several mentions of one object, not a pair)."""
+    index = torch.arange(len(images), device=images.device)
+    new_image = torch.ones_like(images, dtype=torch.bool)
+    new_image[1:] = images[1:] != images[:-1]  # image indices are global, so this is also a new row
+    new_run = new_image.clone()
+    new_run[1:] |= slots[1:] != slots[:-1]
+    image_start = torch.cummax(torch.where(new_image, index, 0), 0).values
+    run_start = torch.cummax(torch.where(new_run, index, 0), 0).values
+    return torch.where(run_start > image_start, run_start - 1, -1)

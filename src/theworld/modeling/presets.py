@@ -1,17 +1,19 @@
 """Named TheWorld configurations, litgpt style: `config_from_name(name, tokenizer, **overrides)`.
 
-Presets set sizes only; the token ids come from the tokenizer the model will be used with.
+Presets set sizes only; the token ids come from the tokenizer the model will be used with, and the names of the
+objects an object reader reads come from the world the model is trained on (`preset_world_objects`): the model
+knows a world's vocabulary only through its config.
 """
 
 import copy
+from collections.abc import Sequence
 from typing import Any
 
 from transformers import PreTrainedTokenizerBase
 
 from theworld.modeling.configuration_theworld import TINY_WAN_VAE, TheWorldConfig
-from theworld.toyworld.physics import COLOURS, KINDS
 
-__all__ = ["PRESETS", "SMALL_SIGLIP", "config_from_name", "resolve_world_objects"]
+__all__ = ["PRESETS", "SMALL_SIGLIP", "config_from_name", "preset_world_objects", "resolve_world_objects"]
 
 # A small SigLIP (about 10M parameters at 224 px): the 100M preset's, and the vision tower a text-only Gemma 3
 # gets when TheWorld wraps it, freshly initialised.
@@ -72,9 +74,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "world": {
             "world_image_size": 64,
             "world_pool": 8,  # 2x2 world tokens per frame, each a quadrant; space-to-depth keeps every value
-            # And one per palette colour per frame, from the object reader (every ToyWorld shape has its own colour),
-            # which also decodes facts and reads kind words.
-            "world_objects": {"names": list(COLOURS), "num_kinds": len(KINDS), "kinds": list(KINDS), "hidden_size": 96},
+            # And one per object per frame, from the object reader, which also decodes facts and reads kind words;
+            # the names and kinds are the world's (`preset_world_objects`).
+            "world_objects": {"hidden_size": 96},
             "num_world_steps": 4,
             "max_world_steps": 4,
             "world_encoder_config": TINY_WAN_VAE,
@@ -113,9 +115,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 def config_from_name(name: str, tokenizer: PreTrainedTokenizerBase, **overrides: Any) -> TheWorldConfig:
     """A TheWorldConfig of preset `name` whose vocabulary and special tokens are `tokenizer`'s."""
-    if name not in PRESETS:
-        raise ValueError(f"Unknown preset {name!r}; choose one of {sorted(PRESETS)}")
-    preset = PRESETS[name]
+    preset = _preset(name)
     layers = preset["text"]["num_hidden_layers"]
     text = dict(
         preset["text"],
@@ -146,8 +146,23 @@ def config_from_name(name: str, tokenizer: PreTrainedTokenizerBase, **overrides:
     )
     fields.update(overrides)
     if fields.get("world_objects") is not None:
+        if "names" not in fields["world_objects"]:
+            raise ValueError(
+                f"The preset {name!r} has an object reader, which needs the names of the world's objects; pass "
+                f"world_objects=preset_world_objects({name!r}, names, kinds)"
+            )
         fields["world_objects"] = resolve_world_objects(fields["world_objects"], tokenizer)
     return TheWorldConfig(**fields)
+
+
+def preset_world_objects(name: str, names: Sequence[str], kinds: Sequence[str]) -> dict[str, Any] | None:
+    """Preset `name`'s object reader for a world whose objects are `names` (one slot each, e.g. ToyWorld's palette
+    colours, since every ToyWorld shape has its own) and whose kinds are `kinds`, as `config_from_name` and
+    `resolve_world_objects` take it; None when the preset has no object reader."""
+    sizes = _preset(name)["world"].get("world_objects")
+    if sizes is None:
+        return None
+    return {"names": list(names), "num_kinds": len(kinds), "kinds": list(kinds), **sizes}
 
 
 def resolve_world_objects(world_objects: dict[str, Any], tokenizer: PreTrainedTokenizerBase) -> dict[str, Any]:
@@ -157,6 +172,12 @@ def resolve_world_objects(world_objects: dict[str, Any], tokenizer: PreTrainedTo
     if world_objects.get("kinds") is not None:
         resolved["kind_token_ids"] = _word_ids(world_objects["kinds"], tokenizer, "kind word")
     return resolved
+
+
+def _preset(name: str) -> dict[str, Any]:
+    if name not in PRESETS:
+        raise ValueError(f"Unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+    return PRESETS[name]
 
 
 def _word_ids(words: list[str], tokenizer: PreTrainedTokenizerBase, what: str) -> list[int]:

@@ -1,7 +1,7 @@
 """Speech files in and out: read any wav/flac/ogg as 16 kHz mono, write wav atomically, and synthesise speech
 with espeak-ng (how the training data of the tiny speech models is made)."""
 
-import os
+import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -10,8 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from theworld.files import write_atomically
-from theworld.media import MediaError
+from theworld.media import MediaError, write_atomically
 
 __all__ = [
     "SAMPLING_RATE",
@@ -80,9 +79,8 @@ class EspeakVoice:
 @lru_cache(maxsize=1)
 def _espeak() -> str:
     for name in ("espeak-ng", "espeak"):
-        for folder in os.environ.get("PATH", "").split(os.pathsep):
-            if os.access(os.path.join(folder, name), os.X_OK):
-                return name
+        if shutil.which(name):
+            return name
     raise FileNotFoundError("espeak-ng is not installed; install it (e.g. `apt-get install espeak-ng`) to make speech")
 
 

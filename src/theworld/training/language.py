@@ -1,4 +1,4 @@
-"""Recipe 3: the tiny Gemma 3 (text + SigLIP vision) and the world projector, trained on ToyWorld Q&A.
+"""The tiny Gemma 3 (text + SigLIP vision) and the world projector, trained on ToyWorld Q&A.
 
 Examples are tokenised once into padded tensors and their world latents (current frame + imagined future,
 from the trained VAE and dynamics) are computed once, so the training loop is pure tensor work.
@@ -11,23 +11,22 @@ import torch
 from PIL import Image
 from transformers import Gemma3Processor
 
+from theworld.evaluation.speech_data import pad_features
+from theworld.media import to_model_range
 from theworld.modeling.modeling_theworld import TheWorld
 from theworld.omni.audio_encoder import audio_token_count
-from theworld.training.data import to_model_range
 from theworld.training.loop import optimize
 from theworld.training.parallel import shard_generator
 
 __all__ = [
     "ChatTensors",
-    "chat_messages",
     "encode_chats",
+    "encode_images",
     "imagine_latents",
-    "pad_features",
     "pixel_values_of",
     "read_objects",
-    "seen_world",
-    "train_around_the_world",
     "train_language",
+    "train_with_world_frozen",
 ]
 
 
@@ -44,7 +43,7 @@ class ChatTensors:
     pixel_values: torch.Tensor | None = None
     world_latents: torch.Tensor | None = None
     # The object reader's reading of `world_latents` (`read_objects`), when the model has one: its detector is
-    # frozen while the language model trains, and reading every batch again was a third of each step.
+    # frozen while the language model trains, so it reads each example once, not at every batch.
     world_object_states: torch.Tensor | None = None
 
     def __len__(self) -> int:
@@ -67,22 +66,6 @@ class ChatTensors:
         if audio:
             batch["input_features"], batch["input_features_mask"] = pad_features(audio)
         return batch
-
-
-def pad_features(clips: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, T, mel) right-padded features and their validity mask."""
-    features = torch.nn.utils.rnn.pad_sequence(clips, batch_first=True)
-    mask = torch.zeros(features.shape[:2], dtype=torch.bool)
-    for row, clip in enumerate(clips):
-        mask[row, : len(clip)] = True
-    return features, mask
-
-
-def chat_messages(image: Image.Image, question: str, answer: str | None = None) -> list[dict]:
-    messages = [{"role": "user", "content": [{"type": "image", "image": image}, {"type": "text", "text": question}]}]
-    if answer is not None:
-        messages.append({"role": "assistant", "content": [{"type": "text", "text": answer}]})
-    return messages
 
 
 def encode_chats(
@@ -162,9 +145,10 @@ def read_objects(model: TheWorld, latents: torch.Tensor, batch_size: int = 256) 
     return torch.cat(states)
 
 
-def seen_world(model: TheWorld, processor: Gemma3Processor, images: list[np.ndarray]) -> dict[str, torch.Tensor]:
+def encode_images(model: TheWorld, processor: Gemma3Processor, images: list[np.ndarray]) -> dict[str, torch.Tensor]:
     """`ChatTensors`' pixel values, world latents (half precision) and object states of `images`, each distinct
-    image computed once: a clip's questions share frames, and imagining them was most of preparing the data."""
+    image computed once: a clip's questions share frames, and imagining them is the costly part of preparing the
+    data."""
     first_of: dict[bytes, int] = {}
     distinct: list[np.ndarray] = []
     index = []
@@ -216,10 +200,10 @@ def train_language(
         loss = model(**data.batch(index), num_world_steps=num_world_steps, skip_world_tokens=skip).loss
         return loss, loss.item()
 
-    return train_around_the_world(model, step_loss, steps, lr, "language", shards=num_shards)
+    return train_with_world_frozen(model, step_loss, steps, lr, "language", shards=num_shards)
 
 
-def train_around_the_world(
+def train_with_world_frozen(
     model: TheWorld, step_loss, steps: int, lr: float, description: str, shards: int | None = None
 ) -> float:
     """Optimise everything but the world encoder, dynamics, object detector and fact heads (frozen: the language

@@ -1,16 +1,19 @@
 """Data parallel training on the cores of one machine: a helper process joins this one in a gloo process group.
 
-A 2-core machine runs the tiny model's training single-threaded in each process (PyTorch with 2 threads is up to
-40x slower here), so the second core is only used if a second process takes half of each batch. The data is split
-into a fixed number of shards, each with its own sampling seed; a process trains on the shards it holds and the
-gradients are averaged over all of them. With two shards, one process holding both (gradient accumulation) and two
-holding one each (all-reduce) make the same update to the bit (a + b = b + a; halving is exact), so the checkpoint
-does not depend on how many jobs ran.
+A 2-core machine runs the tiny model's training single-threaded in each process (PyTorch's own threads are far
+slower on these small tensors), so the second core is only used if a second process takes half of each batch. The
+data is split into a fixed number of shards, each with its own sampling seed; a process trains on the shards it
+holds and the gradients are averaged over all of them. With two shards, one process holding both (gradient
+accumulation) and two holding one each (all-reduce) make the same update to the bit (a + b = b + a; halving is
+exact), so the checkpoint does not depend on how many jobs ran.
 
 Why not `DistributedDataParallel`: with `world_dropout` the two halves of a batch may use different parameters
 (a batch without world tokens leaves the projector out), which DDP handles only by probing for unused parameters
 every step, and it has no single-process form that gives the same numbers. Averaging the gradients by hand is one
 `all_reduce` of the flat gradients per step (and two tiny ones: which parameters were used, the loss).
+
+Why not accelerate's `PartialState`: it joins a group torchrun's environment describes, once per process; here a
+spawned helper meets this process through a file store, once per stage, and a helper that dies must be noticed.
 """
 
 import multiprocessing

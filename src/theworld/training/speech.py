@@ -1,4 +1,4 @@
-"""Recipe 4: speech. TheWorld-tiny learns to hear (audio encoder + language model) and to speak (codec + talker).
+"""Speech: TheWorld-tiny learns to hear (audio encoder + language model) and to speak (codec + talker).
 
 The speech is synthesised with espeak-ng when the data is built: ToyWorld questions and answers, spoken by
 several voices. Hearing is trained on three kinds of chat, mixed in every run so nothing is forgotten:
@@ -9,63 +9,30 @@ voice: the codec's codebooks are fitted on its mel frames, then the talker learn
 
 import numpy as np
 import torch
-from PIL import Image
+from rich.console import Console
 from rich.progress import track
 
+from theworld.evaluation.speech_data import TRAIN_VOICES, normalize_text, pad_features, speak_all
 from theworld.modeling.modeling_theworld import TheWorld
-from theworld.omni.audio import EspeakVoice, synthesize_speech
 from theworld.omni.codec import MelCodec
-from theworld.omni.processing import TheWorldProcessor
 from theworld.omni.talker import Speaker, Talker, TalkerConfig
-from theworld.training.evaluate import answer_chats
-from theworld.training.language import ChatTensors, pad_features, train_around_the_world
+from theworld.training.language import ChatTensors, train_with_world_frozen
 from theworld.training.loop import optimize
 from theworld.training.parallel import held_shards, shard_generator
 
 __all__ = [
     "EarBatches",
-    "HELD_OUT_VOICE",
-    "TALKER_VOICE",
-    "TRAIN_VOICES",
-    "TRANSCRIBE_PROMPT",
     "TypedTwins",
-    "mel_features",
-    "content_word_accuracy",
-    "ctc_transcribe",
     "in_training_voices",
-    "normalize_text",
-    "speak_all",
     "train_ears",
     "train_hearing",
+    "train_speaker",
     "transcript_ids",
     "vocoded",
     "word_strings",
-    "train_speaker",
 ]
 
-TRAIN_VOICES = (
-    EspeakVoice("en-us", 160, 50),
-    EspeakVoice("en-gb", 150, 40),
-    EspeakVoice("en-us+f3", 170, 60),
-    EspeakVoice("en-gb-x-rp+m3", 140, 45),
-    EspeakVoice("en-029", 165, 55),
-    EspeakVoice("en-gb-scotland+f2", 155, 65),
-)
-HELD_OUT_VOICE = EspeakVoice("en-us+m7", 175, 35)  # never heard in training: the agreement test's second speaker
-TALKER_VOICE = EspeakVoice("en-us", 150, 50)
-TRANSCRIBE_PROMPT = "repeat what you heard."
-
-
-def normalize_text(text: str) -> str:
-    return " ".join(text.lower().replace("?", " ").replace(".", " ").replace(",", " ").split())
-
-
-def speak_all(texts: list[str], voices: list[EspeakVoice], description: str = "speaking") -> list[np.ndarray]:
-    """espeak-ng speech of each text in its voice, 16 kHz."""
-    return [
-        synthesize_speech(text, voice)
-        for text, voice in track(list(zip(texts, voices, strict=True)), description=description, transient=True)
-    ]
+progress_console = Console(stderr=True)
 
 
 def in_training_voices(sentences: list[str], description: str) -> tuple[list[str], list[np.ndarray]]:
@@ -73,15 +40,6 @@ def in_training_voices(sentences: list[str], description: str) -> tuple[list[str
     texts = [text for text in sentences for _ in TRAIN_VOICES]
     voices = [voice for _ in sentences for voice in TRAIN_VOICES]
     return texts, speak_all(texts, voices, description)
-
-
-def mel_features(processor: TheWorldProcessor, recordings: list[np.ndarray]) -> list[torch.Tensor]:
-    """Each recording's log-mel frames (T, mel), unpadded."""
-    features = []
-    for audio in recordings:
-        out = processor.feature_extractor([audio], return_tensors="pt")
-        features.append(out["input_features"][0, : int(out["input_features_mask"][0].sum())].clone())
-    return features
 
 
 def word_strings(sentences: list[str], count: int, rng: np.random.Generator) -> list[str]:
@@ -99,7 +57,8 @@ def vocoded(recordings: list[np.ndarray]) -> list[np.ndarray]:
     smears the phase the way the talker's speech is smeared."""
     vocoder = MelCodec()  # unfitted: plain log-mel analysis and Griffin-Lim synthesis, no quantisation
     return [
-        vocoder.mel_to_audio(vocoder.mel(audio)) for audio in track(recordings, description="vocoding", transient=True)
+        vocoder.mel_to_audio(vocoder.mel(audio))
+        for audio in track(recordings, description="vocoding", console=progress_console, transient=True)
     ]
 
 
@@ -207,21 +166,6 @@ def train_ears(
     return loss
 
 
-@torch.no_grad()
-def ctc_transcribe(model: TheWorld, tokenizer, features: list[torch.Tensor], batch_size: int = 64) -> list[str]:
-    """The transcriber's own greedy CTC reading of each recording (no language model): the ear's quality."""
-    encoder, blank = model.audio_encoder, model.config.text_config.pad_token_id
-    texts = []
-    for start in range(0, len(features), batch_size):
-        clips, mask = pad_features(features[start : start + batch_size])
-        states, valid = encoder.encode(clips.to(model.dtype), mask)
-        best = encoder.transcriber(states).argmax(-1)
-        for row, length in zip(best, valid.sum(1).tolist(), strict=True):
-            ids = torch.unique_consecutive(row[:length])
-            texts.append(tokenizer.decode(ids[ids != blank]))
-    return texts
-
-
 def train_hearing(
     model: TheWorld,
     mixtures: dict[str, tuple[ChatTensors | EarBatches, float] | tuple[ChatTensors | TypedTwins, float, torch.Tensor]],
@@ -264,7 +208,7 @@ def train_hearing(
         loss = model(**batch, num_world_steps=steps_here, skip_world_tokens=skip).loss
         return loss, loss.item()
 
-    return train_around_the_world(model, step_loss, steps, lr, "hearing", shards=num_streams)
+    return train_with_world_frozen(model, step_loss, steps, lr, "hearing", shards=num_streams)
 
 
 def train_speaker(
@@ -321,127 +265,3 @@ def train_speaker(
     loss = optimize(list(talker.parameters()), steps, lr, step_loss, "talker", weight_decay=0.01, warmup_fraction=0.05)
     talker.eval()
     return speaker, {"codec_quantisation_mse": round(codec_mse, 4), "talker_train_loss": loss}
-
-
-def user_turn(*items: dict) -> list[dict]:
-    return [{"role": "user", "content": list(items)}]
-
-
-def transcribe(model: TheWorld, processor: TheWorldProcessor, recordings: list[np.ndarray]) -> list[str]:
-    """What the speech-in path heard: the model asked to repeat each recording."""
-    chats = [
-        user_turn({"type": "audio", "audio": audio}, {"type": "text", "text": TRANSCRIBE_PROMPT})
-        for audio in recordings
-    ]
-    return answer_chats(model, processor, chats)
-
-
-def evaluate_speech(
-    model: TheWorld,
-    processor: TheWorldProcessor,
-    speaker: Speaker | None,
-    num_clips: int = 100,
-    questions_per_clip: int = 4,
-) -> dict:
-    """Held-out (test split) figures: spoken vs typed answers (agreement, accuracy) for a training voice and
-    an unseen one, transcription of the questions, and the round trip of every answer the model gives:
-    talker speech -> speech-in path -> text."""
-    from theworld.toyworld import make_examples
-
-    examples = make_examples("test", num_clips, questions_per_clip=questions_per_clip)
-    questions = [e.question for e in examples]
-    steps = model.config.num_world_steps
-    typed = answer_chats(
-        model,
-        processor,
-        [
-            user_turn({"type": "image", "image": Image.fromarray(e.image)}, {"type": "text", "text": e.question})
-            for e in examples
-        ],
-        num_world_steps=steps,
-    )
-    typed_accuracy = _mean(t == e.answer for t, e in zip(typed, examples, strict=True))
-    report: dict = {"questions": len(examples), "typed_accuracy": typed_accuracy}
-    voices = {
-        "training_voices": [TRAIN_VOICES[i % len(TRAIN_VOICES)] for i in range(len(examples))],
-        "unseen_voice": [HELD_OUT_VOICE] * len(examples),
-    }
-    for name, voice_list in voices.items():
-        recordings = speak_all(questions, voice_list, f"speaking ({name})")
-        spoken = answer_chats(
-            model,
-            processor,
-            [
-                user_turn({"type": "image", "image": Image.fromarray(e.image)}, {"type": "audio", "audio": audio})
-                for e, audio in zip(examples, recordings, strict=True)
-            ],
-            num_world_steps=steps,
-        )
-        heard = transcribe(model, processor, recordings)
-        ear = ctc_transcribe(model, processor.tokenizer, mel_features(processor, recordings))
-        report[name] = {
-            "agreement_with_typed": _mean(s == t for s, t in zip(spoken, typed, strict=True)),
-            "spoken_accuracy": _mean(s == e.answer for s, e in zip(spoken, examples, strict=True)),
-            "question_transcription_exact": _mean(
-                normalize_text(h) == normalize_text(e.question) for h, e in zip(heard, examples, strict=True)
-            ),
-            "ear_alone_transcription_exact": _mean(
-                normalize_text(h) == normalize_text(e.question) for h, e in zip(ear, examples, strict=True)
-            ),
-            # Exact sentences hide progress on a tiny ear; the share of words it gets wrong shows it.
-            "question_word_error_rate": _word_error_rate(examples, heard),
-            "ear_alone_word_error_rate": _word_error_rate(examples, ear),
-            # The template words are easy; what the answer hangs on is which colour, shape and step count.
-            "question_content_words_right": content_word_accuracy(questions, heard),
-            "ear_alone_content_words_right": content_word_accuracy(questions, ear),
-        }
-    if speaker is not None:
-        report["round_trip"] = round_trip(model, processor, speaker)
-    return report
-
-
-def round_trip(model: TheWorld, processor: TheWorldProcessor, speaker: Speaker) -> dict:
-    """Every answer the model gives, spoken by the talker and heard back by the speech-in path; espeak-ng's
-    own recordings of the answers are the reference."""
-    from theworld.toyworld import ANSWER_VOCAB
-
-    answers = sorted({a for vocab in ANSWER_VOCAB.values() for a in vocab})
-    heard = transcribe(model, processor, [speaker.speak(answer) for answer in answers])
-    reference = transcribe(model, processor, speak_all(answers, [TALKER_VOICE] * len(answers)))
-    return {
-        "answers": len(answers),
-        "recognised": _mean(normalize_text(h) == normalize_text(a) for h, a in zip(heard, answers, strict=True)),
-        "espeak_recognised": _mean(
-            normalize_text(h) == normalize_text(a) for h, a in zip(reference, answers, strict=True)
-        ),
-        "misheard": {a: h for h, a in zip(heard, answers, strict=True) if normalize_text(h) != normalize_text(a)},
-    }
-
-
-def content_word_accuracy(references: list[str], transcripts: list[str]) -> float:
-    """Share of the references' content words (colours, shape kinds, step counts, and the words that say which
-    question it is: left, above, larger, floor, faster, meet) that the transcripts have in the same order: the n-th
-    content word heard is compared with the n-th one said, a missing one is wrong."""
-    from theworld.toyworld import COLOURS, KINDS
-    from theworld.toyworld.language import MAX_STEPS
-
-    relations = {"left", "above", "larger", "floor", "faster", "meet"}
-    content = {*COLOURS, *KINDS, *(str(k) for k in range(1, MAX_STEPS + 1)), *relations}
-    said_heard = [
-        [[w for w in normalize_text(text).split() if w in content] for text in pair]
-        for pair in zip(references, transcripts, strict=True)
-    ]
-    hits = [len(heard) > i and heard[i] == word for said, heard in said_heard for i, word in enumerate(said)]
-    return _mean(hits)
-
-
-def _word_error_rate(examples, transcripts: list[str]) -> float:
-    import jiwer
-
-    references = [normalize_text(e.question) for e in examples]
-    return round(float(jiwer.wer(references, [normalize_text(t) for t in transcripts])), 4)
-
-
-def _mean(flags) -> float:
-    flags = list(flags)
-    return round(float(np.mean(flags)), 4) if flags else float("nan")

@@ -1,13 +1,11 @@
-"""Recipe 1: a tiny Cosmos-style VAE (`diffusers.AutoencoderKLWan`) trained on ToyWorld frames."""
-
-import math
+"""The world encoder's VAE: a tiny Cosmos-style VAE (`diffusers.AutoencoderKLWan`) trained on ToyWorld frames."""
 
 import torch
 from diffusers import AutoencoderKLWan
 
 from theworld.training.loop import optimize
 
-__all__ = ["latent_statistics", "reconstruction_psnr", "train_vae"]
+__all__ = ["latent_statistics", "train_vae"]
 
 
 def train_vae(
@@ -58,15 +56,3 @@ def latent_statistics(vae: AutoencoderKLWan, frames: torch.Tensor, batch_size: i
     )
     channels = latents.transpose(0, 1).flatten(1)
     return channels.mean(1).tolist(), channels.std(1).clamp_min(1e-3).tolist()
-
-
-@torch.no_grad()
-def reconstruction_psnr(vae: AutoencoderKLWan, frames: torch.Tensor, batch_size: int = 64) -> float:
-    """PSNR (dB) of encode -> decode over `frames`, with pixel values scaled to [0, 1]."""
-    squared_error, count = 0.0, 0
-    for i in range(0, len(frames), batch_size):
-        batch = frames[i : i + batch_size].unsqueeze(2)
-        reconstruction = vae.decode(vae.encode(batch).latent_dist.mean).sample.clamp(-1, 1)
-        squared_error += ((reconstruction - batch) / 2).pow(2).sum().item()
-        count += batch.numel()
-    return 10 * math.log10(1.0 / max(squared_error / count, 1e-12))

@@ -2,14 +2,16 @@
 
 A backend turns one `WorldRequest` into frames `(T, H, W, 3)` uint8. Register a new one with
 `register_backend("name", "package.module:Factory")`; the factory is called as `Factory(model, **opts)`
-and imported only when that name is asked for.
+and imported only when that name is asked for. `register_model_format(accepts, factory)` does the same for
+the model folders or hub ids `accepts(name_or_path)` says that factory loads. The built-in backends are
+registered in `theworld.world`.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +28,7 @@ __all__ = [
     "WorldRequest",
     "get_backend",
     "register_backend",
+    "register_model_format",
 ]
 
 INFERENCE_TYPES = ("text2world", "image2world", "video2world")
@@ -81,47 +84,45 @@ class WorldBackend(Protocol):
         ...
 
 
+Factory = Callable[..., WorldBackend] | str
+"""A callable, or "module:attr" (attr may be dotted) imported when first needed."""
+
+
 @dataclass
 class _Registry:
-    factories: dict[str, Callable[..., WorldBackend] | str] = field(default_factory=dict)
+    factories: dict[str, Factory] = field(default_factory=dict)
+    formats: list[tuple[Callable[[str], bool], Factory]] = field(default_factory=list)
 
 
 _REGISTRY = _Registry()
 
 
-def register_backend(name: str, factory: Callable[..., WorldBackend] | str) -> None:
+def register_backend(name: str, factory: Factory) -> None:
     """Make `get_backend(name)` build `factory(name, **opts)`; a "module:attr" string is imported lazily."""
     _REGISTRY.factories[name] = factory
 
 
-def _resolve(factory: Callable[..., WorldBackend] | str) -> Callable[..., WorldBackend]:
+def register_model_format(accepts: Callable[[str], bool], factory: Factory) -> None:
+    """Make `get_backend(name_or_path)` build `factory(name_or_path, **opts)` for every model folder or hub id
+    `accepts` says is this format; formats are tried in the order they were registered."""
+    _REGISTRY.formats.append((accepts, factory))
+
+
+def _resolve(factory: Factory) -> Callable[..., WorldBackend]:
     if callable(factory):
         return factory
     module, _, attr = factory.partition(":")
-    return getattr(importlib.import_module(module), attr)
-
-
-_HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+(@[\w./-]+)?$")
-
-
-def _is_diffusers_model(name_or_path: str) -> bool:
-    path = Path(name_or_path).expanduser()
-    if path.is_dir():
-        return (path / "model_index.json").is_file()
-    return bool(_HUB_ID.match(name_or_path))
+    return functools.reduce(getattr, attr.split("."), importlib.import_module(module))
 
 
 def get_backend(name_or_path: str = DEFAULT_BACKEND, **opts) -> WorldBackend:
-    """A registered backend by name, else a diffusers Cosmos pipeline (folder or hub id "id@revision")."""
+    """A registered backend by name, else the first registered format that accepts the folder or hub id."""
     if name_or_path in _REGISTRY.factories:
         return _resolve(_REGISTRY.factories[name_or_path])(name_or_path, **opts)
+    for accepts, factory in _REGISTRY.formats:
+        if accepts(name_or_path):
+            return _resolve(factory)(name_or_path, **opts)
     path = Path(name_or_path).expanduser()
-    if (path / "world_model.json").is_file():  # a folder the autoregressive recipe wrote
-        return _resolve(_REGISTRY.factories[DEFAULT_BACKEND])(str(path), **opts)
-    if _is_diffusers_model(name_or_path):
-        from theworld.world.diffusion import CosmosDiffusionBackend
-
-        return CosmosDiffusionBackend.from_pretrained(name_or_path, **opts)
     if path.is_dir():
         found = sorted(p.name for p in path.iterdir())[:8]
         raise ValueError(
@@ -133,6 +134,3 @@ def get_backend(name_or_path: str = DEFAULT_BACKEND, **opts) -> WorldBackend:
         f"unknown model {name_or_path!r}: not a registered backend ({known}), a diffusers folder, "
         "or a hub id; pass one of those to --model"
     )
-
-
-register_backend(DEFAULT_BACKEND, "theworld.world.autoregressive.backend:load_backend")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from PIL import Image
 from theworld.world.backends import OffloadOptions, ProgressFn, WorldRequest
 from theworld.world.guardrail import Guardrail, load_guardrail
 
-__all__ = ["PIPELINES", "CosmosDiffusionBackend"]
+__all__ = ["PIPELINES", "CosmosDiffusionBackend", "is_diffusers_pipeline"]
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +30,17 @@ PIPELINES = {
     "Cosmos2_5_PredictBasePipeline": (("text2world", "image2world", "video2world"), 16, (704, 1280), 93),
     "Cosmos2VideoToWorldPipeline": (("image2world", "video2world"), 16, (704, 1280), 93),
 }
+
+
+_HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+(@[\w./-]+)?$")
+
+
+def is_diffusers_pipeline(name_or_path: str) -> bool:
+    """A folder with a diffusers `model_index.json`, or something shaped like a hub id ("org/name@revision")."""
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return (path / "model_index.json").is_file()
+    return bool(_HUB_ID.match(name_or_path))
 
 
 def _split_revision(model: str) -> tuple[str, str | None]:

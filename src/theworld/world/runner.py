@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import platform
 import resource
 import time
@@ -24,7 +23,15 @@ from theworld.world.guardrail import Guardrail
 from theworld.world.io import read_input, unique_names, write_sample
 from theworld.world.spec import ALLOWED_KEYS, WorldSpec
 
-__all__ = ["DistInfo", "SampleResult", "all_ranks", "gather_results", "init_distributed", "run_world"]
+__all__ = [
+    "DistInfo",
+    "SampleResult",
+    "all_ranks",
+    "finish_distributed",
+    "gather_results",
+    "init_distributed",
+    "run_world",
+]
 
 logger = logging.getLogger(__name__)
 DEFAULT_SEED = 0
@@ -42,9 +49,10 @@ class SampleResult:
 
 @dataclass(frozen=True)
 class DistInfo:
+    """This process's place in the batch: rank `rank` of `world_size`."""
+
     rank: int = 0
     world_size: int = 1
-    local_rank: int = 0
 
     @property
     def distributed(self) -> bool:
@@ -52,42 +60,33 @@ class DistInfo:
 
 
 def init_distributed() -> DistInfo:
-    """Join the torchrun process group (nccl on GPU, gloo on CPU); a plain run is rank 0 of 1."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size <= 1:
-        return DistInfo()
-    import torch.distributed as dist
+    """Join torchrun's process group through accelerate (nccl on GPU, gloo on CPU); a plain run is rank 0 of 1."""
+    from accelerate import PartialState
 
-    info = DistInfo(int(os.environ["RANK"]), world_size, int(os.environ.get("LOCAL_RANK", "0")))
-    if not dist.is_initialized():
-        use_cuda = torch.cuda.is_available()
-        if use_cuda:
-            torch.cuda.set_device(info.local_rank)
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
-    return info
+    state = PartialState(cpu=not torch.cuda.is_available())
+    return DistInfo(state.process_index, state.num_processes)
 
 
-def all_ranks(flag: bool, info: DistInfo) -> bool:
+def all_ranks(flag: bool) -> bool:
     """True when `flag` holds on every rank (the flag itself when not distributed)."""
-    if not info.distributed:
-        return flag
-    import torch.distributed as dist
+    from accelerate.utils import gather_object
 
-    flags: list[bool | None] = [None] * info.world_size
-    dist.all_gather_object(flags, flag)
-    return all(flags)
+    return all(gather_object([flag]))
 
 
-def gather_results(results: list[SampleResult], info: DistInfo) -> list[SampleResult]:
-    """Every rank's results, in batch order (after a barrier); the local list when not distributed."""
-    if not info.distributed:
-        return results
-    import torch.distributed as dist
+def gather_results(results: list[SampleResult]) -> list[SampleResult]:
+    """Every rank's results, in batch order (the local ones when not distributed)."""
+    from accelerate.utils import gather_object
 
-    everyone: list[list[SampleResult] | None] = [None] * info.world_size
-    dist.all_gather_object(everyone, results)
-    dist.barrier()
-    return sorted((r for rank in everyone for r in rank or []), key=lambda r: r.index)
+    return sorted(gather_object(results), key=lambda r: r.index)
+
+
+def finish_distributed(info: DistInfo) -> None:
+    """Leave the process group cleanly: a rank that exits inside it aborts."""
+    if info.distributed:
+        from accelerate import PartialState
+
+        PartialState().destroy_process_group()
 
 
 def _peak_memory_mb(device: str) -> dict[str, float]:

@@ -1,4 +1,4 @@
-"""Sample specs in Cosmos' formats, validated into `WorldSpec`s.
+"""Sample specs in Cosmos' formats, validated into `WorldSpec`s (pydantic).
 
 - Cosmos-Predict2.5: one JSON object per file (`-i a.json b.json 'assets/*.json'`).
 - Cosmos-Predict1: a batch JSONL, one `{"visual_input": ..., "prompt": ...}` per line (`--batch-input-path`).
@@ -9,18 +9,22 @@ problem and the fix; `load_specs` collects them so that the good samples still r
 
 from __future__ import annotations
 
-import dataclasses
 import glob
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from theworld.world.backends import INFERENCE_TYPES
 
 __all__ = [
     "ALLOWED_KEYS",
+    "IMAGE_SUFFIXES",
     "RESOLUTION_PRESETS",
+    "SampleSettings",
     "SpecBatch",
     "SpecError",
     "WorldSpec",
@@ -29,10 +33,10 @@ __all__ = [
 ]
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif"}
 RESOLUTION_PRESETS = {"256": (256, 320), "480": (480, 832), "720": (704, 1280)}  # (height, width)
 MAX_FRAMES = 2048
-ALLOWED_KEYS = (
+MAX_SIDE = 4096
+ALLOWED_KEYS = (  # a spec file's keys, in the order a resolved spec.json lists them
     "inference_type",
     "name",
     "prompt",
@@ -58,35 +62,134 @@ class SpecError(ValueError):
         self.source = source
 
 
-@dataclass(frozen=True)
-class WorldSpec:
-    """One validated sample. `None` means "not set here": a CLI value or the backend default applies."""
+def _spec_problem(message: str) -> PydanticCustomError:
+    """A validation error whose message is already the whole line `SpecError` shows."""
+    return PydanticCustomError("spec", message)
 
-    name: str
-    prompt: str
-    inference_type: str
-    source: str
-    input_path: Path | None = None
-    negative_prompt: str | None = None
-    seed: int | None = None
-    num_output_frames: int | None = None
-    num_input_frames: int | None = None
-    guidance: float | None = None
-    num_steps: int | None = None
+
+class SampleSettings(BaseModel):
+    """What a spec and the command line both set. `None` means "not set here": the backend default applies.
+
+    Each description says what to use instead of a value the field refuses.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    inference_type: Literal[INFERENCE_TYPES] | None = Field(None, description=f"one of {list(INFERENCE_TYPES)}")
+    seed: int | None = Field(None, strict=True, ge=0, le=2**63 - 1, description="an integer >= 0")
+    num_output_frames: int | None = Field(
+        None, strict=True, ge=1, le=MAX_FRAMES, description=f"an integer in [1, {MAX_FRAMES}]"
+    )
+    num_input_frames: int | None = Field(
+        None, strict=True, ge=1, le=MAX_FRAMES, description=f"an integer in [1, {MAX_FRAMES}]"
+    )
+    guidance: float | None = Field(None, strict=True, ge=0.0, le=100.0, description="a number in [0.0, 100.0]")
+    num_steps: int | None = Field(None, strict=True, ge=1, le=1000, description="1..1000 steps")
     resolution: tuple[int, int] | None = None
-    fps: int | None = None
-    top_p: float | None = None
-    temperature: float | None = None
+    fps: int | None = Field(None, strict=True, ge=1, le=240, description="an integer fps in [1, 240]")
+    top_p: float | None = Field(None, strict=True, ge=0.0, le=1.0, description="a number in [0.0, 1.0]")
+    temperature: float | None = Field(None, strict=True, ge=0.0, le=100.0, description="a number in [0.0, 100.0]")
+
+    @field_validator("resolution", mode="before")
+    @classmethod
+    def _parse_resolution(cls, value: Any) -> tuple[int, int] | None:
+        """ "480" / "720" presets, "HxW", or [H, W]; both sides positive multiples of 16."""
+        if value is None:
+            return None
+        fix = f"use one of {sorted(RESOLUTION_PRESETS)}, 'HxW' or [H, W] with multiples of 16"
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if isinstance(value, str):
+            if value in RESOLUTION_PRESETS:
+                return RESOLUTION_PRESETS[value]
+            parts = value.lower().split("x")
+            if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+                raise _spec_problem(f"resolution={value!r} is not understood; {fix}")
+            value = [int(p) for p in parts]
+        if not isinstance(value, list | tuple) or len(value) != 2:
+            raise _spec_problem(f"resolution={value!r} is not understood; {fix}")
+        for side in value:
+            if isinstance(side, bool) or not isinstance(side, int) or side <= 0 or side % 16 or side > MAX_SIDE:
+                raise _spec_problem(f"resolution={list(value)!r} is impossible; {fix} (at most {MAX_SIDE})")
+        return value[0], value[1]
+
+
+def _infer_type(input_path: Any) -> str:
+    if input_path in (None, ""):
+        return "text2world"
+    return "image2world" if Path(str(input_path)).suffix.lower() in IMAGE_SUFFIXES else "video2world"
+
+
+class WorldSpec(SampleSettings):
+    """One validated sample: its settings, its text, its input, and where it was written (`source`).
+
+    Validate a spec object with `context={"base_dir": folder}` to resolve a relative `input_path` there.
+    """
+
+    name: str = Field(strict=True, description="a string")
+    prompt: str = Field(None, validate_default=True)  # a missing prompt gets the empty prompt's message
+    inference_type: Literal[INFERENCE_TYPES] = Field(description=f"one of {list(INFERENCE_TYPES)}")
+    negative_prompt: str | None = Field(None, strict=True, description="a string")
+    input_path: Path | None = None
+    source: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_inference_type(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("inference_type"):
+            data = {**data, "inference_type": _infer_type(data.get("input_path"))}
+        return data
+
+    @field_validator("prompt", mode="before")
+    @classmethod
+    def _check_prompt(cls, value: Any) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise _spec_problem('missing or empty "prompt"; add a text prompt')
+        return value
+
+    @field_validator("input_path", mode="before")
+    @classmethod
+    def _resolve_input(cls, value: Any, info: ValidationInfo) -> Path | None:
+        if value in (None, ""):
+            return None
+        if not isinstance(value, str | Path):
+            raise _spec_problem(f"input_path must be a string path, got {value!r}")
+        resolved = (Path((info.context or {}).get("base_dir", ".")) / Path(value).expanduser()).resolve()
+        if not resolved.is_file():
+            fix = "fix the path, which is relative to the spec file"
+            raise _spec_problem(f"input_path {value!r} not found (looked at {resolved}); {fix}")
+        return resolved
+
+    @model_validator(mode="after")
+    def _check_together(self) -> WorldSpec:
+        if self.inference_type != "text2world" and self.input_path is None:
+            raise _spec_problem(f"{self.inference_type} needs an input; set input_path to an image or video")
+        n_in, n_out = self.num_input_frames, self.num_output_frames
+        if n_in is not None and n_out is not None and n_in >= n_out:
+            raise _spec_problem(f"num_output_frames={n_out} must exceed num_input_frames={n_in}; raise it")
+        return self
 
     def with_overrides(self, **overrides: Any) -> WorldSpec:
         """A copy where every override that is not None wins (CLI beats spec)."""
-        return dataclasses.replace(self, **{k: v for k, v in overrides.items() if v is not None})
+        return self.model_copy(update={k: v for k, v in overrides.items() if v is not None})
 
     def to_json(self) -> dict[str, Any]:
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        out["input_path"] = str(self.input_path) if self.input_path else None
-        out["resolution"] = list(self.resolution) if self.resolution else None
-        return out
+        return self.model_dump(mode="json")
+
+
+def _problem(error: ErrorDetails) -> str:
+    """The one line for pydantic's error: the key, the value it refused, and what to use instead."""
+    if error["type"] == "spec":
+        return error["msg"]
+    key = str(error["loc"][0])
+    if error["type"] == "extra_forbidden":
+        return f"unknown key {key!r}; allowed keys are {list(ALLOWED_KEYS)}"
+    field = WorldSpec.model_fields[key]
+    if error["type"] == "literal_error":
+        verdict = "is unknown"
+    else:
+        verdict = "is out of range" if float in get_args(field.annotation) else "is impossible"
+    return f"{key}={error['input']!r} {verdict}; use {field.description}"
 
 
 @dataclass
@@ -95,124 +198,27 @@ class SpecBatch:
     errors: list[SpecError]
 
 
-def _int(src: str, key: str, value: Any, lo: int, hi: int, fix: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise SpecError(src, f"{key}={value!r} is impossible; {fix}")
-    return value
-
-
-def _float(src: str, key: str, value: Any, lo: float, hi: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
-        raise SpecError(src, f"{key}={value!r} is out of range; use a number in [{lo}, {hi}]")
-    return float(value)
-
-
-def parse_resolution(src: str, value: Any) -> tuple[int, int]:
-    """ "480" / "720" presets, "HxW", or [H, W]; both sides positive multiples of 16."""
-    fix = f"use one of {sorted(RESOLUTION_PRESETS)}, 'HxW' or [H, W] with multiples of 16"
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    if isinstance(value, str):
-        if value in RESOLUTION_PRESETS:
-            return RESOLUTION_PRESETS[value]
-        parts = value.lower().split("x")
-        if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
-            raise SpecError(src, f"resolution={value!r} is not understood; {fix}")
-        value = [int(p) for p in parts]
-    if not isinstance(value, list | tuple) or len(value) != 2:
-        raise SpecError(src, f"resolution={value!r} is not understood; {fix}")
-    height, width = value
-    for side in (height, width):
-        if isinstance(side, bool) or not isinstance(side, int) or side <= 0 or side % 16 or side > 4096:
-            raise SpecError(src, f"resolution={list(value)!r} is impossible; {fix} (at most 4096)")
-    return height, width
-
-
-def _check_fields(raw: dict[str, Any], source: str) -> dict[str, Any]:
-    """Validate the numeric fields and the resolution that are set (not None) in `raw`."""
-    checked: dict[str, Any] = {}
-    if raw.get("seed") is not None:
-        checked["seed"] = _int(source, "seed", raw["seed"], 0, 2**63 - 1, "use an integer >= 0")
-    for key in ("num_output_frames", "num_input_frames"):
-        if raw.get(key) is not None:
-            checked[key] = _int(source, key, raw[key], 1, MAX_FRAMES, f"use an integer in [1, {MAX_FRAMES}]")
-    if raw.get("num_steps") is not None:
-        checked["num_steps"] = _int(source, "num_steps", raw["num_steps"], 1, 1000, "use 1..1000 steps")
-    if raw.get("fps") is not None:
-        checked["fps"] = _int(source, "fps", raw["fps"], 1, 240, "use an integer fps in [1, 240]")
-    if raw.get("guidance") is not None:
-        checked["guidance"] = _float(source, "guidance", raw["guidance"], 0.0, 100.0)
-    if raw.get("top_p") is not None:
-        checked["top_p"] = _float(source, "top_p", raw["top_p"], 0.0, 1.0)
-    if raw.get("temperature") is not None:
-        checked["temperature"] = _float(source, "temperature", raw["temperature"], 0.0, 100.0)
-    if raw.get("resolution") is not None:
-        checked["resolution"] = parse_resolution(source, raw["resolution"])
-    return checked
-
-
 def check_overrides(overrides: dict[str, Any], source: str = "command line") -> dict[str, Any]:
     """Validate command-line overrides with the same rules as spec fields; unset (None) ones are dropped."""
-    raw = {k: v for k, v in overrides.items() if v is not None}
-    if raw.get("inference_type") is not None and raw["inference_type"] not in INFERENCE_TYPES:
-        raise SpecError(
-            source, f"inference_type={raw['inference_type']!r} is unknown; use one of {list(INFERENCE_TYPES)}"
-        )
-    return {**raw, **_check_fields(raw, source)}
-
-
-def _infer_type(input_path: Path | None) -> str:
-    if input_path is None:
-        return "text2world"
-    return "image2world" if input_path.suffix.lower() in IMAGE_SUFFIXES else "video2world"
+    try:
+        settings = SampleSettings.model_validate({k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as err:
+        raise SpecError(source, _problem(err.errors()[0])) from None
+    return settings.model_dump(exclude_unset=True)
 
 
 def parse_spec(raw: Any, source: str, base_dir: Path, default_name: str) -> WorldSpec:
     """Validate one spec object; relative `input_path`s resolve against `base_dir`."""
     if not isinstance(raw, dict):
         raise SpecError(source, f"expected a JSON object, got {type(raw).__name__}; wrap the fields in {{...}}")
-    unknown = sorted(set(raw) - set(ALLOWED_KEYS))
+    unknown = sorted(set(raw) - set(ALLOWED_KEYS))  # `source` is a field, but the loader's to fill, not the file's
     if unknown:
         raise SpecError(source, f"unknown key(s) {unknown}; allowed keys are {list(ALLOWED_KEYS)}")
-    prompt = raw.get("prompt")
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise SpecError(source, 'missing or empty "prompt"; add a text prompt')
-    for key in ("name", "negative_prompt"):
-        if raw.get(key) is not None and not isinstance(raw[key], str):
-            raise SpecError(source, f"{key} must be a string, got {raw[key]!r}")
-
-    input_path = None
-    if raw.get("input_path") not in (None, ""):
-        if not isinstance(raw["input_path"], str):
-            raise SpecError(source, f"input_path must be a string path, got {raw['input_path']!r}")
-        input_path = (base_dir / Path(raw["input_path"]).expanduser()).resolve()
-        if not input_path.is_file():
-            raise SpecError(
-                source,
-                f"input_path {raw['input_path']!r} not found (looked at {input_path}); "
-                "fix the path, which is relative to the spec file",
-            )
-
-    inference_type = raw.get("inference_type") or _infer_type(input_path)
-    if inference_type not in INFERENCE_TYPES:
-        raise SpecError(source, f"inference_type={inference_type!r} is unknown; use one of {list(INFERENCE_TYPES)}")
-    if inference_type != "text2world" and input_path is None:
-        raise SpecError(source, f"{inference_type} needs an input; set input_path to an image or video")
-
-    checked = _check_fields(raw, source)
-    n_in, n_out = checked.get("num_input_frames"), checked.get("num_output_frames")
-    if n_in is not None and n_out is not None and n_in >= n_out:
-        raise SpecError(source, f"num_output_frames={n_out} must exceed num_input_frames={n_in}; raise it")
-
-    return WorldSpec(
-        name=raw.get("name") or default_name,
-        prompt=prompt,
-        negative_prompt=raw.get("negative_prompt"),
-        inference_type=inference_type,
-        input_path=input_path,
-        source=source,
-        **checked,
-    )
+    values = {**raw, "name": raw.get("name") or default_name, "source": source}
+    try:
+        return WorldSpec.model_validate(values, context={"base_dir": base_dir})
+    except ValidationError as err:
+        raise SpecError(source, _problem(err.errors()[0])) from None
 
 
 def _expand(pattern: str) -> list[Path]:

@@ -39,7 +39,7 @@ class AutoregressiveBackend:
     default_num_output_frames = 8
 
     # Greedy by default: on held-out ToyWorld clips it is the only decoding whose predicted trajectories beat
-    # copying the last frame (6.5 vs 7.1 px); nucleus sampling (top_p 0.3-0.9) measured 7.1-8.0 px. Pass
+    # copying the last frame (`theworld.evaluation.world_physics`); nucleus sampling does not. Pass
     # --temperature/--top-p to sample instead.
     def __init__(
         self,

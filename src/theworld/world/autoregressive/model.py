@@ -5,10 +5,11 @@ Token layout (one vocabulary, `TokenLayout`):
     [BOS] (word ... [TEXT]) ([FRAME] code x 64) ([FRAME] code x 64) ...
           optional prompt    conditioning frames, then predicted frames
 
-Ids 0..num_codes-1 are the tokenizer's FSQ codes, then the specials, then a small word vocabulary of
-ToyWorld captions for text conditioning. Generation is `transformers`' `generate` (top_p, top_k,
-temperature, KV cache) with `FrameGrammar`, a logits processor that forces `[FRAME]` where a frame starts
-and allows only codes inside a frame, so every sample decodes to whole frames.
+Ids 0..num_codes-1 are the tokenizer's FSQ codes, then the specials, then the layout's small word
+vocabulary for text conditioning: the training stage chooses the words, and the model knows them only
+from `world_model.json`. Generation is `transformers`' `generate` (top_p, top_k, temperature, KV cache)
+with `FrameGrammar`, a logits processor that forces `[FRAME]` where a frame starts and allows only codes
+inside a frame, so every sample decodes to whole frames.
 
 A checkpoint is a folder: `world_model.json` (the layout), `tokenizer/` (diffusers `VideoTokenizer`) and
 `transformer/` (transformers `LlamaForCausalLM`), all safetensors.
@@ -25,20 +26,13 @@ import numpy as np
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, LogitsProcessor, LogitsProcessorList
 
-from theworld.toyworld import COLOURS, KINDS, RADII
-from theworld.training.data import to_model_range, to_uint8
+from theworld.media import to_model_range, to_uint8
 from theworld.world.autoregressive.tokenizer import VideoTokenizer
 
-__all__ = ["CONFIG_NAME", "AutoregressiveWorldModel", "FrameGrammar", "TokenLayout", "caption_words"]
+__all__ = ["CONFIG_NAME", "AutoregressiveWorldModel", "FrameGrammar", "TokenLayout", "transformer_config"]
 
 CONFIG_NAME = "world_model.json"
 SPECIALS = ("[PAD]", "[BOS]", "[TEXT]", "[FRAME]", "[UNK]")
-MOTION_WORDS = ("a", "moving", "left", "right", "up", "down", "and", "falling", "rising", "at", "rest", ",", ".")
-
-
-def caption_words() -> list[str]:
-    """Every word a ToyWorld caption can use (`theworld.toyworld.caption`), in a fixed order."""
-    return [*MOTION_WORDS, *RADII, *COLOURS, *KINDS]
 
 
 @dataclass(frozen=True)

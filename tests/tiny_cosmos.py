@@ -1,4 +1,4 @@
-"""Tiny random Cosmos pipelines saved in real diffusers format, for tests and smoke runs on CPU.
+"""Tiny random Cosmos pipelines saved in real diffusers format, for the world-generation tests on CPU.
 
 `save_tiny_cosmos_pipeline(path)` writes a folder that `get_backend(path)` loads exactly like a real
 checkpoint. The weights are random: the frames are noise, the shapes and code paths are the real ones.

@@ -4,20 +4,16 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
-from PIL import Image
-from tqdm.auto import tqdm
 from transformers import Gemma3Processor
 
+from theworld.evaluation.answers import answer_questions
+from theworld.evaluation.world_data import fact_data, reading_data, simulate_clips
+from theworld.evaluation.world_parts import fact_accuracy, reading_errors, reconstruction_psnr, rollout_errors
+from theworld.media import to_model_range
 from theworld.modeling.modeling_theworld import TheWorld
 from theworld.toyworld import make_examples
-from theworld.training.data import simulate_clips, to_model_range
-from theworld.training.dynamics import rollout_errors
-from theworld.training.language import chat_messages
-from theworld.training.objects import fact_accuracy, fact_data, reading_data, reading_errors
-from theworld.training.vae import reconstruction_psnr
 
-__all__ = ["EvalReport", "answer_chats", "answer_questions", "evaluate"]
+__all__ = ["EvalReport", "evaluate"]
 
 
 @dataclass
@@ -27,49 +23,10 @@ class EvalReport:
     num_questions: dict[str, int] = field(default_factory=dict)
     vae_psnr_db: float = float("nan")
     rollout: dict[str, list[float]] = field(default_factory=dict)
-    # With an object reader: its errors on the current frame and each imagined one (`objects.reading_errors`).
+    # With an object reader: its errors on the current frame and each imagined one (`world_parts.reading_errors`).
     object_reading: dict[str, list[float]] = field(default_factory=dict)
-    # With fact heads: the accuracy of each decoded fact (`objects.fact_accuracy`).
+    # With fact heads: the accuracy of each decoded fact (`world_parts.fact_accuracy`).
     object_facts: dict[str, float] = field(default_factory=dict)
-
-
-@torch.no_grad()
-def answer_chats(
-    model: TheWorld,
-    processor: Gemma3Processor,
-    chats: list[list[dict]],
-    batch_size: int = 32,
-    max_new_tokens: int = 24,
-    **generate_kwargs,
-) -> list[str]:
-    """Greedy answers to single-turn chats (Gemma 3 message lists, any media), batched with left padding."""
-    answers: list[str] = []
-    for start in tqdm(range(0, len(chats), batch_size), desc="answering", leave=False):
-        inputs = processor.apply_chat_template(
-            chats[start : start + batch_size],
-            add_generation_prompt=True,
-            tokenize=True,
-            return_dict=True,
-            return_tensors="pt",
-            processor_kwargs={"padding": True},
-        ).to(model.device)
-        output = model.generate(**inputs, do_sample=False, max_new_tokens=max_new_tokens, **generate_kwargs)
-        new_tokens = output[:, inputs["input_ids"].shape[1] :]
-        answers += [text.strip() for text in processor.batch_decode(new_tokens, skip_special_tokens=True)]
-    return answers
-
-
-def answer_questions(
-    model: TheWorld,
-    processor: Gemma3Processor,
-    images: list[np.ndarray],
-    questions: list[str],
-    batch_size: int = 32,
-    **generate_kwargs,
-) -> list[str]:
-    """Greedy answers to (image, question) pairs."""
-    chats = [chat_messages(Image.fromarray(image), q) for image, q in zip(images, questions, strict=True)]
-    return answer_chats(model, processor, chats, batch_size, max_new_tokens=8, **generate_kwargs)
 
 
 def evaluate(

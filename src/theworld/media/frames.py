@@ -1,16 +1,10 @@
-"""ToyWorld as tensors: clips for the VAE and the dynamics, frames in the model's [-1, 1] range."""
+"""Frames between the two forms they take: uint8 (..., H, W, 3) as files hold them, float (..., 3, H, W) in
+[-1, 1] as the models read them."""
 
 import numpy as np
 import torch
 
-from theworld.toyworld import simulate, split_seeds
-
-__all__ = ["simulate_clips", "to_model_range", "to_uint8"]
-
-
-def simulate_clips(split: str, num_clips: int, num_frames: int = 12, size: int = 64) -> np.ndarray:
-    """(N, T, H, W, 3) uint8 frames of the first `num_clips` clips of `split`."""
-    return np.stack([simulate(seed, num_frames, size).frames for seed in split_seeds(split, num_clips)])
+__all__ = ["to_model_range", "to_uint8"]
 
 
 def to_model_range(frames: np.ndarray) -> torch.Tensor:

@@ -8,7 +8,13 @@ from transformers import Gemma3nAudioFeatureExtractor, Gemma3Processor
 from theworld.modeling.processing import GEMMA3_CHAT_TEMPLATE
 from theworld.omni.audio_encoder import audio_token_count
 
-__all__ = ["AUDIO_TOKENS", "CHAT_TEMPLATE_WITH_AUDIO", "TheWorldProcessor", "add_hearing_to_processor"]
+__all__ = [
+    "AUDIO_TOKENS",
+    "CHAT_TEMPLATE_WITH_AUDIO",
+    "MAX_AUDIO_SAMPLES",
+    "TheWorldProcessor",
+    "add_hearing_to_processor",
+]
 
 AUDIO_TOKENS = ["<start_of_audio>", "<end_of_audio>", "<audio_soft_token>"]
 MAX_AUDIO_SAMPLES = 480_000  # 30 s at 16 kHz, Gemma 3n's limit

@@ -1,0 +1,174 @@
+"""The autoregressive ToyWorld model as a training stage: the video tokenizer first, then the transformer on its codes.
+
+    OMP_NUM_THREADS=1 theworld train world-ar --output-dir DIR
+
+Both parts train on `optimize`, the loop every stage shares, with a warm-up-then-cosine learning rate. Seeded end
+to end: the same settings give the same checkpoint, and the full settings produce the shipped
+`theworld/data/toyworld-ar`. The stage writes its own folder (the autoregressive world model's format, not
+TheWorld's), so `train all` does not run it.
+
+The model learns ToyWorld's caption words through its `TokenLayout` (saved in `world_model.json`); `caption_words`
+lists them here, where ToyWorld may be imported.
+"""
+
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.console import Console
+from transformers import LlamaForCausalLM
+
+from theworld.media import to_model_range
+from theworld.toyworld import COLOURS, KINDS, RADII, caption, simulate, split_seeds
+from theworld.toyworld.render import BACKGROUND
+from theworld.training.loop import optimize, warmup_cosine
+from theworld.training.stage import StageContext
+from theworld.world.autoregressive.model import AutoregressiveWorldModel, TokenLayout, transformer_config
+from theworld.world.autoregressive.tokenizer import VideoTokenizer
+
+__all__ = ["MOTION_WORDS", "WORLD_AR_SETTINGS", "WorldARSettings", "caption_words", "train_world_ar", "world_ar_stage"]
+
+MOTION_WORDS = ("a", "moving", "left", "right", "up", "down", "and", "falling", "rising", "at", "rest", ",", ".")
+WARMUP_STEPS = 50
+
+
+def caption_words() -> list[str]:
+    """Every word a ToyWorld caption can use (`theworld.toyworld.caption`), in a fixed order."""
+    return [*MOTION_WORDS, *RADII, *COLOURS, *KINDS]
+
+
+@dataclass(frozen=True)
+class WorldARSettings:
+    num_clips: int = 2000
+    clip_frames: int = 12
+    context_frames: int = 6
+    tokenizer_steps: int = 1200
+    tokenizer_batch: int = 24
+    tokenizer_lr: float = 2e-3
+    transformer_steps: int = 1000
+    transformer_batch: int = 8
+    transformer_lr: float = 3e-3
+    text_probability: float = 0.5  # share of training windows that start with their caption
+    hidden: int = 128
+    layers: int = 4
+    seed: int = 0
+
+
+WORLD_AR_SETTINGS = {
+    "full": WorldARSettings(),
+    "smoke": WorldARSettings(
+        num_clips=2, tokenizer_steps=2, tokenizer_batch=4, transformer_steps=2, transformer_batch=2, hidden=32, layers=1
+    ),
+}
+
+
+def train_world_ar(output_dir: str | Path, settings: WorldARSettings = WORLD_AR_SETTINGS["full"]) -> dict:
+    """Simulate ToyWorld training clips, train the tokenizer and the transformer, save the model folder in
+    `output_dir`; return the stage's figures (last losses, codes in use, seconds)."""
+    started = time.perf_counter()
+    torch.manual_seed(settings.seed)
+    clips = [simulate(seed, settings.clip_frames) for seed in split_seeds("train", settings.num_clips)]
+    frames = np.stack([c.frames for c in clips])
+    captions = [[caption(c, t) for t in range(settings.clip_frames)] for c in clips]
+    flat = to_model_range(frames.reshape(-1, *frames.shape[2:]))
+    tokenizer, tokenizer_loss = _train_tokenizer(flat, settings)
+    codes = torch.cat([tokenizer.encode(chunk) for chunk in flat.split(512)])
+    codes = codes.view(len(clips), settings.clip_frames, *codes.shape[1:])
+    layout = TokenLayout(
+        num_codes=tokenizer.num_codes,
+        tokens_per_frame=codes.shape[-1] * codes.shape[-2],
+        frame_size=frames.shape[-2],
+        context_frames=settings.context_frames,
+        words=tuple(caption_words()),
+    )
+    transformer, transformer_loss = _train_transformer(codes, captions, layout, settings)
+    AutoregressiveWorldModel(tokenizer, transformer, layout).save_pretrained(output_dir)
+    return {
+        "tokenizer_loss": tokenizer_loss,
+        "codes_in_use": codes.unique().numel(),
+        "transformer_loss": transformer_loss,
+        "world_ar_seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def world_ar_stage(context: StageContext) -> dict:
+    """The "world-ar" stage of `theworld train`: `train_world_ar` into the stage's folder, with its figures printed."""
+    if (context.output_dir / "config.json").is_file():
+        raise FileExistsError(
+            f"{context.output_dir} holds TheWorld's checkpoint; give the world-ar stage a folder of its own "
+            "with --output-dir"
+        )
+    metrics = train_world_ar(context.output_dir, context.settings)
+    figures = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
+    Console(stderr=True).print(f"[green]{context.stage}[/green] done: {figures}")
+    return metrics
+
+
+def _train_tokenizer(frames: torch.Tensor, settings: WorldARSettings) -> tuple[VideoTokenizer, float]:
+    """Reconstruction on frames (N, 3, H, W) in [-1, 1]; shape pixels weigh 20x the background."""
+    tokenizer = VideoTokenizer()
+    background = torch.tensor(BACKGROUND / 127.5 - 1, dtype=torch.float32).view(1, 3, 1, 1)
+    generator = torch.Generator().manual_seed(settings.seed)
+
+    def step_loss() -> tuple[torch.Tensor, float]:
+        batch = frames[torch.randint(len(frames), (settings.tokenizer_batch,), generator=generator)]
+        weight = 1 + 19 * ((batch - background).abs().amax(1, keepdim=True) > 0.05).float()
+        loss = (weight * (tokenizer(batch) - batch).pow(2)).mean()
+        return loss, loss.item()
+
+    steps = settings.tokenizer_steps
+    schedule = warmup_cosine(steps, WARMUP_STEPS)
+    loss = optimize(
+        tokenizer.parameters(), steps, settings.tokenizer_lr, step_loss, "tokenizer", schedule=schedule, clip_norm=None
+    )
+    return tokenizer.eval(), loss
+
+
+def _windows(
+    codes: torch.Tensor, captions: list[list[str]], layout: TokenLayout, settings: WorldARSettings, rng: random.Random
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One batch of right-padded sequences: [BOS] (caption [TEXT])? frames; loss on frame tokens only."""
+    rows, targets = [], []
+    for _ in range(settings.transformer_batch):
+        clip = rng.randrange(len(codes))
+        start = rng.randrange(settings.clip_frames - settings.context_frames + 1)
+        text = layout.text_ids(captions[clip][start]) if rng.random() < settings.text_probability else []
+        frames = layout.frame_ids(codes[clip, start : start + settings.context_frames]).tolist()
+        rows.append([layout.special("[BOS]"), *text, *frames])
+        targets.append([-100] * (1 + len(text)) + frames)
+    width = max(map(len, rows))
+    pad = layout.special("[PAD]")
+    ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
+    labels = torch.tensor([t + [-100] * (width - len(t)) for t in targets])
+    return ids, (ids != pad).long(), labels
+
+
+def _train_transformer(
+    codes: torch.Tensor, captions: list[list[str]], layout: TokenLayout, settings: WorldARSettings
+) -> tuple[LlamaForCausalLM, float]:
+    """Next-token prediction on windows of `context_frames` frames, half of them after their caption."""
+    torch.manual_seed(settings.seed)
+    model = LlamaForCausalLM(transformer_config(layout, settings.hidden, settings.layers))
+    rng = random.Random(settings.seed)
+    model.train()
+
+    def step_loss() -> tuple[torch.Tensor, float]:
+        ids, mask, labels = _windows(codes, captions, layout, settings, rng)
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        return loss, loss.item()
+
+    steps = settings.transformer_steps
+    loss = optimize(
+        model.parameters(),
+        steps,
+        settings.transformer_lr,
+        step_loss,
+        "transformer",
+        weight_decay=0.01,
+        schedule=warmup_cosine(steps, WARMUP_STEPS),
+        betas=(0.9, 0.95),
+    )
+    return model.eval(), loss
