@@ -3,13 +3,19 @@
 Fixtures and hooks live in conftest.py; test modules import these functions from here, never from each other.
 """
 
+import base64
+import io
 import os
+import pickle
 import pty
 import select
 import shutil
+import struct
 import subprocess
 import sys
 import time
+import zlib
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,9 +29,14 @@ __all__ = [
     "Terminal",
     "chat_inputs",
     "conversation",
+    "data_uri",
+    "image_part",
     "make_image",
     "object_reader_model",
     "randomise",
+    "user_turn",
+    "write_hostile_pickle",
+    "write_png_header",
 ]
 
 # CI sets THEWORLD_REQUIRE_ESPEAK so that a missing espeak-ng fails the speech tests instead of skipping them.
@@ -47,6 +58,17 @@ def randomise(model: TheWorld, seed: int = 0) -> TheWorld:
 
 def make_image(seed: int, size: int = 32) -> Image.Image:
     return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8))
+
+
+def write_png_header(path, width: int, height: int) -> None:
+    """A PNG that says it is `width`x`height` and holds no pixels: enough for a reader to refuse it by its size."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    with open(path, "wb") as file:
+        file.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))
 
 
 def conversation(image: Image.Image | None, text: str) -> list[dict]:
@@ -75,6 +97,21 @@ def object_reader_model(processor, world_objects: dict) -> TheWorld:
         for parameter in model.object_reader.parameters():
             parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.3)
     return model
+
+
+class _Tripwire:
+    """Unpickling this object creates the file at `path`, as a hostile pickle would run its code."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __reduce__(self):
+        return open, (self.path, "w")
+
+
+def write_hostile_pickle(path, sentinel) -> None:
+    """Weights as pickles hold them (a dict of tensors), one of which creates `sentinel` when unpickled."""
+    path.write_bytes(pickle.dumps({"weight": torch.zeros(2), "payload": _Tripwire(str(sentinel))}))
 
 
 class Terminal:
@@ -112,3 +149,25 @@ class Terminal:
     def close(self) -> None:
         self.process.kill()
         os.close(self.leader)
+
+
+# ---------------------------------------------------------------------------------- OpenAI-style chat requests
+SCENE = Path(__file__).resolve().parents[1] / "examples" / "toyworld_scene.png"
+
+
+def data_uri(data: bytes, mime: str) -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
+
+
+def image_part(image: Image.Image | None = None) -> dict:
+    """An OpenAI `image_url` content part: `image` (default: the example scene) as a PNG data URI."""
+    if image is None:
+        return {"type": "image_url", "image_url": {"url": data_uri(SCENE.read_bytes(), "image/png")}}
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return {"type": "image_url", "image_url": {"url": data_uri(buffer.getvalue(), "image/png")}}
+
+
+def user_turn(*parts) -> list[dict]:
+    """OpenAI messages of one user turn: content parts as given, strings as text parts."""
+    return [{"role": "user", "content": [p if isinstance(p, dict) else {"type": "text", "text": p} for p in parts]}]

@@ -1,7 +1,10 @@
-"""Loading and saving: round trips, Gemma 3 equivalence, base Gemma 3 + Cosmos VAE, Hub ids, Auto classes."""
+"""Loading and saving: round trips, Gemma 3 equivalence, base Gemma 3 + Cosmos VAE, Hub ids, Auto classes; weights
+that must not or cannot load (pickles, truncated files), unknown names, and what a config alone tells."""
 
 import json
+import logging
 import os
+import pickle
 import shutil
 import subprocess
 import sys
@@ -10,15 +13,21 @@ import textwrap
 import pytest
 import torch
 from diffusers import AutoencoderKLCosmos, AutoencoderKLWan
-from support import chat_inputs, conversation, make_image
+from huggingface_hub import constants as hf_constants
+from safetensors.torch import save_file
+from support import chat_inputs, conversation, make_image, write_hostile_pickle
 from transformers import (
     AutoConfig,
     AutoModelForImageTextToText,
     AutoProcessor,
     Gemma3ForConditionalGeneration,
+    Gemma3TextConfig,
 )
 
 from theworld import DEFAULT_MODEL, TheWorld, TheWorldConfig
+from theworld.modeling import names
+from theworld.modeling.loading import check_weights, describe_checkpoint, load_processor
+from theworld.modeling.names import locate_model
 from theworld.modeling.processing_theworld import TheWorldProcessor
 
 GREEDY = {"max_new_tokens": 6, "do_sample": False}
@@ -179,3 +188,112 @@ def test_cosmos_vae_as_the_world_encoder(gemma_checkpoint, inputs, tmp_path):
     fused.save_pretrained(tmp_path / "saved")
     again = TheWorld.from_pretrained(tmp_path / "saved").eval()
     assert torch.equal(again(**inputs, num_world_steps=2).logits, fused(**inputs, num_world_steps=2).logits)
+
+
+def _folder_with_weights(checkpoint, folder, weights: bytes | None = None):
+    """`checkpoint`'s config and processor files in `folder`, with `weights` as its model.safetensors."""
+    shutil.copytree(checkpoint, folder, ignore=shutil.ignore_patterns("*.safetensors"))
+    if weights is not None:
+        (folder / "model.safetensors").write_bytes(weights)
+    return folder
+
+
+def test_truncated_weights_are_named_with_the_fix(checkpoint, tmp_path):
+    whole = (checkpoint / "model.safetensors").read_bytes()
+    for cut in (100, len(whole) - 1):  # inside the header, and inside the tensors
+        folder = _folder_with_weights(checkpoint, tmp_path / str(cut), whole[:cut])
+        with pytest.raises(OSError, match=r"model\.safetensors is truncated .*; download it again, or save"):
+            TheWorld.from_pretrained(folder)
+
+
+def test_pickle_weights_are_refused_before_a_byte_is_read(checkpoint, tmp_path, monkeypatch):
+    """A folder with only pytorch_model.bin (or a pickle named model.safetensors) is refused, and the pickle is
+    never opened: its payload would create the sentinel, and no unpickler may even start."""
+
+    def unpickle(*args, **kwargs):
+        raise AssertionError("a pickle was read")
+
+    monkeypatch.setattr(torch, "load", unpickle)
+    monkeypatch.setattr(pickle, "load", unpickle)
+    monkeypatch.setattr(pickle, "Unpickler", unpickle)
+    sentinel = tmp_path / "unpickled"
+    only_bin = _folder_with_weights(checkpoint, tmp_path / "bin")
+    write_hostile_pickle(only_bin / "pytorch_model.bin", sentinel)
+    with pytest.raises(OSError, match=r"pickle weights \(pytorch_model\.bin\).*TheWorld loads safetensors only"):
+        TheWorld.from_pretrained(only_bin)
+    disguised = _folder_with_weights(checkpoint, tmp_path / "disguised")
+    write_hostile_pickle(disguised / "model.safetensors", sentinel)
+    with pytest.raises(OSError, match=r"is a pickle \(torch\.save\), not safetensors, and is not read"):
+        TheWorld.from_pretrained(disguised)
+    assert not sentinel.exists()
+
+
+def test_pickle_weights_load_when_the_caller_opts_in(checkpoint, model, tmp_path):
+    """`use_safetensors=False` is transformers' opt-in for trusted files: the way to convert them."""
+    folder = _folder_with_weights(checkpoint, tmp_path / "trusted")
+    torch.save(model.state_dict(), folder / "pytorch_model.bin")
+    with pytest.raises(OSError, match="use_safetensors=False"):
+        TheWorld.from_pretrained(folder)
+    converted = TheWorld.from_pretrained(folder, use_safetensors=False)
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(converted.state_dict()[name], tensor), name
+
+
+def test_unknown_model_fails_at_once_naming_the_models_that_work(monkeypatch):
+    """Online (no HF_HUB_OFFLINE) the Hub is asked once, without retries; offline it is not asked at all."""
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logging.getLogger("huggingface_hub").addHandler(handler)
+    try:
+        with pytest.raises(FileNotFoundError, match="Unknown model 'theworld-test/no-such-model'.*theworld-tiny"):
+            TheWorld.from_pretrained("theworld-test/no-such-model")
+    finally:
+        logging.getLogger("huggingface_hub").removeHandler(handler)
+    assert not [record for record in records if record.levelno >= logging.WARNING], "no retries, no retry noise"
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(FileNotFoundError, match="in the local cache .*one of: gemma-3-270m, theworld-tiny"):
+        locate_model("theworld-test/no-such-model")
+    with pytest.raises(FileNotFoundError, match="no folder ./nowhere"):
+        locate_model("./nowhere")
+
+
+def test_a_cached_hub_id_loads_from_the_cache_when_the_hub_cannot_be_reached(checkpoint, tmp_path, monkeypatch):
+    """Without a network, huggingface_hub would retry each file the cache lacks for half a minute."""
+    snapshot = tmp_path / "models--theworld-test--tiny" / "snapshots" / ("0" * 40)
+    shutil.copytree(checkpoint, snapshot)
+    (tmp_path / "models--theworld-test--tiny" / "refs").mkdir()
+    (tmp_path / "models--theworld-test--tiny" / "refs" / "main").write_text("0" * 40)
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(names, "_ask_hub", lambda *args: ConnectionError("no network"))
+    assert locate_model("theworld-test/tiny") == ("theworld-test/tiny", True)
+    assert describe_checkpoint("theworld-test/tiny").can_see  # its config read from the cache, the Hub not asked
+
+
+def test_describe_checkpoint_reads_the_config_alone(checkpoint, tmp_path):
+    summary = describe_checkpoint(checkpoint)
+    assert (summary.model_type, summary.is_base, summary.can_see) == ("theworld", False, True)
+    base = Gemma3TextConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=1)
+    base.theworld_is_base_model = True
+    base.save_pretrained(tmp_path / "base")  # no weights: describing must not need them
+    summary = describe_checkpoint(tmp_path / "base")
+    assert (summary.model_type, summary.is_base, summary.can_see) == ("gemma3_text", True, False)
+
+
+def test_a_folder_without_a_tokenizer_is_named_in_one_line(checkpoint, tmp_path):
+    folder = tmp_path / "no-tokenizer"
+    shutil.copytree(checkpoint, folder, ignore=shutil.ignore_patterns("tokenizer*"))
+    with pytest.raises(FileNotFoundError, match=r"has no tokenizer \(tokenizer\.json or tokenizer\.model\)") as error:
+        load_processor(folder)
+    assert "\n" not in str(error.value)
+
+
+def test_safetensors_whose_header_length_begins_like_a_pickle_still_load(tmp_path):
+    """A header length whose first byte is 0x80 (pickle's PROTO opcode) belongs to a valid file, not a pickle."""
+    file = tmp_path / "model.safetensors"
+    for length in range(1, 400):  # the tensor's name sets the header's length
+        save_file({"x" * length: torch.zeros(1)}, file)
+        if file.read_bytes()[0] == 0x80:
+            break
+    assert file.read_bytes()[0] == 0x80
+    check_weights(tmp_path)

@@ -92,9 +92,10 @@ def test_cli_overrides_beat_spec_and_guardrail_can_be_disabled(model, specs, tmp
 
 
 def test_spec_errors_fail_the_run_but_not_the_good_samples(model, specs, tmp_path):
+    """A bad spec is bad input: exit 2, as every command's; the good specs still run."""
     (specs / "batch.jsonl").write_text('{"visual_input": "assets/robot.png", "prompt": "x"}\n{oops\n')
     result = invoke("--batch-input-path", specs / "batch.jsonl", "--model", model, "-o", tmp_path / "o", *TINY)
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert f"spec error: {specs / 'batch.jsonl'}:2: not valid JSON" in result.output
     assert "world: 1 ok, 0 blocked, 0 failed, 1 spec error(s)" in result.output
 
@@ -142,3 +143,21 @@ def test_two_torchrun_processes_write_what_one_process_writes(model, specs, tmp_
         for png in sorted((tmp_path / "one" / name / "frames").iterdir()):
             same = tmp_path / "two" / name / "frames" / png.name
             assert np.array_equal(np.asarray(Image.open(png)), np.asarray(Image.open(same))), f"{name}/{png.name}"
+
+
+def test_a_spec_of_the_wrong_type_is_bad_input(specs, tmp_path):
+    (specs / "typed.json").write_text(json.dumps({"prompt": 5}))
+    result = invoke("-i", specs / "typed.json", "-o", tmp_path / "o")
+    assert result.exit_code == 2, result.output
+    assert f'spec error: {specs / "typed.json"}: "prompt" must be a string, got int 5' in result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_more_input_frames_than_the_backend_makes_is_refused_before_any_sample(model, specs, tmp_path):
+    """--num-input-frames alone, against the backend's default output frames: refused for each spec, before the
+    run, as a spec that gives both is."""
+    result = invoke("-i", specs / "i2w.json", "--num-input-frames", 2000, "--model", model, "-o", tmp_path / "o")
+    assert result.exit_code == 2, result.output
+    assert "num_input_frames=2000 must be below the" in result.output
+    assert "world: 0 ok, 0 blocked, 0 failed, 1 spec error(s)" in result.output
+    assert not (tmp_path / "o").exists()

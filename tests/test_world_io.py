@@ -6,8 +6,9 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 from PIL import Image
+from support import write_png_header
 
-from theworld.media import MediaError, usual_mode
+from theworld.media import MediaError, MediaTooLarge, usual_mode
 from theworld.world import io
 from theworld.world.io import read_input, sanitize_name, unique_names, write_sample
 
@@ -110,3 +111,29 @@ def test_read_input_reports_missing_or_corrupt_files_in_one_line(tmp_path, name)
         read_input(tmp_path / name)
     assert name in str(err.value) and "\n" not in str(err.value)
     assert "replace it" in str(err.value) or "check input_path" in str(err.value)
+
+
+def test_read_input_keeps_the_last_frames_of_a_full_decode(tmp_path):
+    video = frames(t=9)
+    iio.imwrite(tmp_path / "v.mp4", video, plugin="pyav", codec="libx264", fps=8)
+    everything = iio.imread(tmp_path / "v.mp4", plugin="pyav")
+    for keep in (1, 4, 9, 20):
+        assert np.array_equal(read_input(tmp_path / "v.mp4", max_frames=keep), everything[-keep:])
+
+
+@pytest.mark.parametrize("name", ["broken.tiff", "broken.heic"])
+def test_a_bad_image_input_is_called_an_image(tmp_path, name):
+    (tmp_path / name).write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(MediaError, match=f"cannot read image '.*{name}'.*replace it with a valid PNG or JPEG image"):
+        read_input(tmp_path / name)
+
+
+def test_a_directory_input_is_called_a_directory(tmp_path):
+    with pytest.raises(MediaError, match="is a directory, not a file; check input_path"):
+        read_input(tmp_path)
+
+
+def test_an_input_over_the_pixel_bound_says_so(tmp_path):
+    write_png_header(tmp_path / "huge.png", 20000, 20000)
+    with pytest.raises(MediaTooLarge, match="huge.png is 400 megapixels; the limit is"):
+        read_input(tmp_path / "huge.png")

@@ -81,7 +81,10 @@ def test_inference_type_is_inferred_from_the_input(assets):
         ({"prompt": "a", "resolution": [100, 64]}, "resolution=[100, 64] is impossible"),
         ({"prompt": "a", "resolution": "1080"}, "resolution='1080' is not understood"),
         ({"prompt": "a", "resolution": [64]}, "is not understood"),
-        ({"prompt": "a", "seed": -1}, "seed=-1 is impossible"),
+        ({"prompt": "a", "seed": -1}, "seed=-1 is impossible; use an integer in [0, 2**63 - 1]"),
+        ({"prompt": "a", "seed": 2**80}, f"seed={2**80} is impossible; use an integer in [0, 2**63 - 1]"),
+        ({"prompt": 5}, '"prompt" must be a string, got int 5'),
+        ({"prompt": ["a", "ball"]}, "\"prompt\" must be a string, got list ['a', 'ball']"),
         ({"prompt": "a", "guidance": "high"}, "guidance='high' is out of range"),
     ],
 )
@@ -138,3 +141,12 @@ def test_cli_overrides_beat_spec_values_and_are_validated(tmp_path):
     assert (spec.seed, spec.fps, spec.resolution) == (5, 8, (64, 64))
     with pytest.raises(SpecError, match="command line: num_output_frames=0 is impossible"):
         check_overrides({"num_output_frames": 0})
+
+
+def test_frame_counts_are_checked_on_the_command_line_and_with_the_spec(tmp_path):
+    with pytest.raises(SpecError, match="command line: num_output_frames=5 must exceed num_input_frames=9; raise it"):
+        check_overrides({"num_input_frames": 9, "num_output_frames": 5})
+    write(tmp_path / "a.json", {"prompt": "a", "num_output_frames": 9})
+    (spec,) = load_specs([str(tmp_path / "a.json")]).specs
+    with pytest.raises(SpecError, match=r"a.json: num_output_frames=9 must exceed num_input_frames=12 \(spec and"):
+        spec.with_overrides(**check_overrides({"num_input_frames": 12}))

@@ -1,26 +1,52 @@
 """TheWorld: Gemma 3 fused with a Cosmos-style world model, with the Hugging Face API.
 
-Importing the package registers TheWorld with transformers' Auto classes, so `AutoConfig`,
-`AutoModelForImageTextToText` and `AutoProcessor` load TheWorld checkpoints.
+The package imports lazily, so that `theworld --help` starts at once: the first use of a public name
+(`TheWorld`, `DEFAULT_MODEL`, ...) imports the model and registers it with transformers' Auto classes, so
+`AutoConfig`, `AutoModelForImageTextToText` and `AutoProcessor` then load TheWorld checkpoints. `register()` does
+the same explicitly, for code that goes through the Auto classes alone.
 """
 
-from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor
-from transformers.conversion_mapping import (
-    get_checkpoint_conversion_mapping,
-    register_checkpoint_conversion_mapping,
-)
+from functools import cache
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
-from theworld.modeling import DEFAULT_MODEL, TheWorld, TheWorldConfig
-from theworld.modeling.processing_theworld import TheWorldProcessor
-from theworld.omni.talker import Talker, TalkerConfig
+if TYPE_CHECKING:
+    from theworld.modeling import DEFAULT_MODEL, TheWorld, TheWorldConfig
 
-__all__ = ["DEFAULT_MODEL", "TheWorld", "TheWorldConfig"]
+__all__ = ["DEFAULT_MODEL", "TheWorld", "TheWorldConfig", "register"]
 __version__ = "0.1.0"
 
-AutoConfig.register("theworld", TheWorldConfig)
-AutoModelForImageTextToText.register(TheWorldConfig, TheWorld)
-AutoProcessor.register(TheWorldConfig, TheWorldProcessor)  # Gemma3Processor folders still load as Gemma 3's
-AutoConfig.register("theworld_talker", TalkerConfig)
-AutoModelForCausalLM.register(TalkerConfig, Talker)
-# Gemma 3 checkpoints on the Hub use the older key layout (language_model.model.*): map it as Gemma 3 does.
-register_checkpoint_conversion_mapping("theworld", get_checkpoint_conversion_mapping("gemma3"))
+# Each public name and the module that defines it; importing any of them registers everything first.
+_LAZY = {
+    "DEFAULT_MODEL": "theworld.modeling.names",
+    "TheWorld": "theworld.modeling.modeling_theworld",
+    "TheWorldConfig": "theworld.modeling.configuration_theworld",
+    "TheWorldProcessor": "theworld.modeling.processing_theworld",
+    "Talker": "theworld.omni.talker",
+    "TalkerConfig": "theworld.omni.talker",
+}
+
+
+@cache
+def register() -> None:
+    """Register TheWorld (config, model, processor) and its talker with transformers' Auto classes; once."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    import theworld.modeling  # noqa: F401 - importing the model package registers TheWorld
+    from theworld.omni.talker import Talker, TalkerConfig
+
+    AutoConfig.register("theworld_talker", TalkerConfig)
+    AutoModelForCausalLM.register(TalkerConfig, Talker)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'theworld' has no attribute {name!r}")
+    register()
+    value = getattr(import_module(_LAZY[name]), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import typer
 
-from theworld.cli.common import load_model, save_imagined_world, set_threads, user_errors
-from theworld.media import load_image
+from theworld.cli.common import fail, load_model, save_imagined_world, set_threads, user_errors
+from theworld.cli.outputs import check_output_file, writing
 
 __all__ = ["ask"]
 
@@ -23,22 +23,29 @@ def ask(
     threads: int | None = typer.Option(None, help="PyTorch CPU threads."),
 ) -> None:
     """Answer a question about an image; the world model imagines the scene's future first."""
+    from theworld.media import load_image
+
     set_threads(threads)
+    if not question.strip():
+        fail("The question is empty; ask something about the image, e.g. 'where will the red shape be after 2 steps?'")
     with user_errors():
+        if save_world is not None:
+            check_output_file(save_world, "--save-world")
         picture = load_image(image)  # a bad image fails before the model loads
-        model = load_model(model_name)
+        model = load_model(model_name, with_images=True)
         sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature else {}
-        # With --save-world the world is imagined here, once: the answer reads the latents that are drawn.
-        latents = model.imagine_image(picture, world_steps) if save_world is not None else None
-        answer = model.ask(
+        # With --save-world the world is imagined once: the answer reads the latents that are drawn.
+        reply = model.ask(
             picture,
             question,
             num_world_steps=world_steps,
-            world_latents=latents,
+            return_world_latents=save_world is not None,
             max_new_tokens=max_new_tokens,
             num_beams=num_beams,
             **sampling,
         )
-        if latents is not None:
+    answer, latents = reply if save_world is not None else (reply, None)
+    print(answer)  # before the frames are written: a file that cannot be written costs no answer
+    if latents is not None:
+        with user_errors(), writing(save_world, "--save-world"):
             save_imagined_world(model, latents, save_world)
-    print(answer)

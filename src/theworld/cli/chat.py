@@ -1,6 +1,5 @@
 """`theworld chat`: one-shot answers streamed token by token, or an interactive multi-turn chat."""
 
-import os
 from pathlib import Path
 
 import typer
@@ -14,7 +13,7 @@ from theworld.cli.common import (
     set_threads,
     user_errors,
 )
-from theworld.media import load_image
+from theworld.cli.outputs import check_output_file, writing
 
 __all__ = ["chat"]
 
@@ -44,29 +43,38 @@ def chat(
     temperature: float | None = typer.Option(None, min=0.0, help="Sample with this temperature (default greedy)."),
     top_p: float | None = typer.Option(None, min=0.0, max=1.0),
     num_beams: int = typer.Option(1, min=1),
-    save_world: Path | None = typer.Option(None, help="Write the imagined frames of --image as PATH.png and PATH.gif."),
+    save_world: Path | None = typer.Option(
+        None, help="Write the imagined frames of --image or --video as PATH.png and PATH.gif."
+    ),
     threads: int | None = typer.Option(None, help="PyTorch CPU threads."),
 ) -> None:
     """Chat with TheWorld about images and videos; it imagines the scene's future before it answers."""
     from theworld.chat import ChatSession
+    from theworld.media import load_image
 
     set_threads(threads)
     one_shot = text is not None or audio_in is not None
     if not one_shot and not is_terminal():
         fail("No input: pass --text or --audio-in (with --image/--video if you like), or run in a terminal to chat.")
-    if audio_out is not None:
-        check_writable(audio_out)
+    if text is not None and not text.strip():
+        fail("--text is empty; pass a message, or leave --text out to ask with --audio-in alone")
+    if image is not None and video is not None:
+        fail("--image and --video both given; pass one of them (attach more with /image and /video in a chat)")
+    if save_world is not None and image is None and video is None:
+        fail("--save-world draws the imagined future of --image or --video; pass one of them")
     generation = {"max_new_tokens": max_new_tokens, "num_beams": num_beams}
     if temperature:
         generation.update(do_sample=True, temperature=temperature, top_p=top_p)
     with user_errors():
-        model = load_model(model_name)
+        for path, flag in ((audio_out, "--audio-out"), (save_world, "--save-world")):
+            if path is not None:
+                check_output_file(path, flag)
+        model = load_model(model_name, with_images=image is not None or video is not None)
         session = ChatSession(model, system_prompt=prompt, num_world_steps=world_steps)
+        if save_world is not None and not model.config.enable_world:
+            fail(f"--save-world draws the imagined world, but {model_name} has no world model; leave it out")
         if image is not None:
-            picture = load_image(image)
-            session.attach_image(picture)
-            if save_world is not None:
-                save_imagined_world(model, model.imagine_image(picture, session.num_world_steps), save_world)
+            session.attach_image(load_image(image))
         if video is not None:
             session.attach_video(video)
         if audio_in is not None:
@@ -77,12 +85,23 @@ def chat(
             """Stream the answer to `message` (and the attached media), and speak it with --audio-out."""
             answer = session.reply(message, stream=True, **generation)
             if speaker is not None:
-                speak_to_file(speaker, answer, audio_out)
+                with writing(audio_out, "--audio-out"):
+                    speak_to_file(speaker, answer, audio_out)
+
+        def draw_world() -> None:
+            """The world of --image or --video, as the answer read it: drawn after the answer, so a file that
+            cannot be written costs no answer."""
+            with writing(save_world, "--save-world"):
+                save_imagined_world(model, session.imagined_world(), save_world)
 
         if one_shot:
             # Shells pass "\n" as two characters; completion prompts ("Question: ...\nAnswer:") need a newline.
             respond(text.replace("\\n", "\n") if text else None)
+            if save_world is not None:
+                draw_world()
             return
+        if save_world is not None:
+            draw_world()
     console.print(f"TheWorld chat ({model_name}). {HELP}")
     while True:
         try:
@@ -126,16 +145,6 @@ def load_speaker(model):
     from theworld.omni.talker import Speaker
 
     return Speaker.from_pretrained(Path(model.name_or_path))
-
-
-def check_writable(path: Path) -> None:
-    """Fail before any work if the spoken answer could not be written."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        fail(f"Cannot write --audio-out {path}: {error.strerror}. Pass a path in a folder you can write to.")
-    if path.is_dir() or not os.access(path.parent, os.W_OK):
-        fail(f"Cannot write --audio-out {path}. Pass a file path in a folder you can write to.")
 
 
 def speak_to_file(speaker, answer: str, path: Path) -> None:

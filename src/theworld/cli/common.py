@@ -6,14 +6,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-import torch
 import typer
 from rich.console import Console
 
 from theworld.media import MediaError
-from theworld.modeling.names import resolve_model_name
 
 if TYPE_CHECKING:
+    import torch
+
     from theworld.modeling.modeling_theworld import TheWorld
 
 __all__ = [
@@ -45,36 +45,56 @@ def user_errors() -> Iterator[None]:
 
 def set_threads(threads: int | None) -> None:
     """PyTorch's thread count; on small CPUs one thread is often fastest, so users may choose."""
+    if threads is not None and threads < 1:
+        fail(f"--threads {threads} is impossible; pass 1 or more (up to the number of CPU cores)")
     if threads:
+        import torch
+
         torch.set_num_threads(threads)
 
 
-def load_model(name: str, **kwargs) -> "TheWorld":
-    """TheWorld and its processor from a name, folder or Hub id, with a clear error when it does not exist."""
-    from transformers import AutoProcessor
+def load_model(name: str, with_images: bool = False, **kwargs) -> "TheWorld":
+    """TheWorld and its processor from a name, folder or Hub id. What can be told without the weights is refused
+    before they load: an unknown name (before the heavy imports too), images for a model that cannot see them, a
+    folder without a tokenizer."""
+    from theworld.modeling.names import locate_model
+
+    location = locate_model(name)
+    kwargs.setdefault("local_files_only", location.local_files_only)  # a cached Hub id, the Hub out of reach
+
     from transformers.utils import logging as transformers_logging
 
+    from theworld.modeling.loading import describe_checkpoint, load_processor
     from theworld.modeling.modeling_theworld import TheWorld
 
     transformers_logging.disable_progress_bar()  # a command's output is its answer or one error line
-    path = resolve_model_name(name)
-    looks_local = Path(path).exists() or path.startswith((".", "/", "~")) or path.count("/") > 1
-    if looks_local and not (Path(path).expanduser() / "config.json").is_file():
-        fail(f"Model not found: {name} (no config.json there). Pass a checkpoint folder, a Hub id, or 'theworld-tiny'.")
     try:
-        model = TheWorld.from_pretrained(path, **kwargs).eval()
-        model.processor = AutoProcessor.from_pretrained(model.name_or_path)
-    except OSError as error:
+        checkpoint = describe_checkpoint(location.path, local_files_only=kwargs["local_files_only"])
+    except ImportError as error:  # a packaged model whose package is missing: the message names it
+        fail(str(error))
+    if with_images and not checkpoint.can_see:
+        kind = "a base (text-completion) model" if checkpoint.is_base else "a text-only model"
+        fail(f"{name} is {kind} and cannot see images or video; drop them, or pass a model that sees (theworld-tiny)")
+    is_gguf = checkpoint.path.endswith(".gguf")  # its tokenizer is in the folder the conversion writes
+    try:
+        processor = None if is_gguf else load_processor(checkpoint.path, kwargs["local_files_only"])
+        model = TheWorld.from_pretrained(checkpoint.path, **kwargs).eval()
+        model.processor = load_processor(model.name_or_path) if is_gguf else processor
+    except (OSError, ImportError) as error:
         fail(f"Cannot load model {name}: {str(error).strip().splitlines()[0]}")
     return model
 
 
-@torch.no_grad()
-def save_imagined_world(model: "TheWorld", latents: torch.Tensor, path: Path) -> None:
-    """Write the decoded frames of `latents` (from `TheWorld.imagine_image`) as PATH.png (a strip) and PATH.gif."""
+def save_imagined_world(model: "TheWorld", latents: "torch.Tensor", path: Path) -> None:
+    """Write the decoded frames of `latents` (from `TheWorld.ask(..., return_world_latents=True)` or
+    `ChatSession.imagined_world()`) as PATH.png (a strip) and PATH.gif."""
+    import torch
+
     from theworld.media import save_strip_and_gif, to_uint8
 
-    png, gif = save_strip_and_gif(to_uint8(model.world_encoder.decode(latents)[0]), path)
+    with torch.no_grad():
+        frames = model.world_encoder.decode(latents)[0]
+    png, gif = save_strip_and_gif(to_uint8(frames), path)
     console.print(f"imagined world saved to {png} and {gif}")
 
 

@@ -1,4 +1,9 @@
-"""The `theworld` command: a thin typer app; each subcommand lives in its own module."""
+"""The `theworld` command: a thin typer app; each subcommand lives in its own module.
+
+A subcommand's module imports only typer, the standard library and `theworld.cli.common` at its top, and the
+library (torch, transformers, the model) inside the command, so `--help` and bad options answer at once;
+tests/test_startup.py checks every registered command.
+"""
 
 import typer
 
@@ -14,6 +19,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,  # click's plain help wraps long option names at 80 columns where rich's table cuts them
 )
 app.command("ask")(ask)
 app.command("chat")(chat)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -63,10 +64,18 @@ def world(
     disable_guardrail: Annotated[bool, typer.Option(help="Skip the prompt and output safety checks.")] = False,
 ) -> None:
     """Generate worlds from Cosmos specs; under torchrun each rank takes every N-th sample."""
+    from theworld.cli.outputs import check_output_folder
     from theworld.world.backends import OffloadOptions, get_backend
     from theworld.world.guardrail import load_guardrail
-    from theworld.world.runner import all_ranks, finish_distributed, gather_results, init_distributed, run_world
-    from theworld.world.spec import SpecError, check_overrides, load_specs
+    from theworld.world.runner import (
+        all_ranks,
+        check_spec,
+        finish_distributed,
+        gather_results,
+        init_distributed,
+        run_world,
+    )
+    from theworld.world.spec import SpecError, WorldSpec, check_overrides, load_specs
 
     console = Console(stderr=True, highlight=False)
     info = init_distributed()
@@ -93,16 +102,29 @@ def world(
                 temperature=temperature,
             )
         )
-    except SpecError as err:
+        check_output_folder(output_dir, "-o")
+    except ValueError as err:  # SpecError included
         say(f"error: {err}")
         raise typer.Exit(2) from None
     batch = load_specs([*(inputs or []), *(more_inputs or [])], str(batch_input_path) if batch_input_path else None)
-    for err in batch.errors:
-        say(f"spec error: {err}")
     if not batch.specs and not batch.errors:
         say("error: no specs given; pass -i SPEC.json or --batch-input-path BATCH.jsonl")
         raise typer.Exit(2)
-    specs = [spec.with_overrides(**overrides) for spec in batch.specs]
+
+    def runnable(specs: list[WorldSpec], check: Callable[[WorldSpec], WorldSpec]) -> list[WorldSpec]:
+        """What `check` makes of each spec; each one it refuses is a spec error, told now, before any sample."""
+        kept = []
+        for spec in specs:
+            try:
+                kept.append(check(spec))
+            except SpecError as err:
+                batch.errors.append(err)
+                say(f"spec error: {err}")
+        return kept
+
+    for err in batch.errors:
+        say(f"spec error: {err}")
+    specs = runnable(batch.specs, lambda spec: spec.with_overrides(**overrides))
 
     from transformers.utils import logging as transformers_logging
 
@@ -117,6 +139,8 @@ def world(
     if specs and not all_ranks(backend is not None):  # no rank waits forever on one that gave up
         finish_distributed(info)
         raise typer.Exit(2)
+    if backend is not None:
+        specs = runnable(specs, lambda spec: check_spec(spec, backend))
 
     results = []
     if backend is not None:
@@ -161,5 +185,7 @@ def world(
     )
     say(summary)
     finish_distributed(info)
-    if counts["failed"] or batch.errors:
+    if batch.errors:  # bad input, as for every command, though the good specs ran
+        raise typer.Exit(2)
+    if counts["failed"]:
         raise typer.Exit(1)

@@ -1,31 +1,42 @@
-"""Media in and out: images and video read with one error (`MediaError`), frames converted between files'
-uint8 and the models' [-1, 1], mp4/GIF/PNG written, and files written atomically.
+"""Media in and out: images and video read with one error (`MediaError`, and `MediaTooLarge` for files over a
+bound), frames converted between files' uint8 and the models' [-1, 1], mp4/GIF/PNG written, and files written
+atomically.
 
-- `image`, `video`: one decoder each (`decode_image`, `decode_video`) and the readers built on them.
+- `image`, `video`: one decoder each (`decode_image`, `decode_video`) and the readers built on them; an image over
+  `MAX_IMAGE_PIXELS` is refused from its header, transparency is composited onto white, and a video keeps only the
+  frames its caller chooses.
+- `errors`: `MediaError`, `MediaTooLarge`, and `require_file`, the check every reader makes first.
 - `frames`: `to_model_range` / `to_uint8`.
 - `writers`: `write_mp4`, `write_gif`, `save_strip_and_gif`.
 - `files`: `write_atomically`, `write_folder_atomically`.
+
+Each name imports its module on first use, so catching `MediaError` costs no numpy, PIL or torch.
 """
 
-from theworld.media.errors import MediaError
-from theworld.media.files import usual_mode, write_atomically, write_folder_atomically
-from theworld.media.frames import to_model_range, to_uint8
-from theworld.media.image import decode_image, load_image
-from theworld.media.video import decode_video, load_video
-from theworld.media.writers import save_strip_and_gif, write_gif, write_mp4
+from importlib import import_module
+from typing import Any
 
-__all__ = [
-    "MediaError",
-    "decode_image",
-    "decode_video",
-    "load_image",
-    "load_video",
-    "save_strip_and_gif",
-    "to_model_range",
-    "to_uint8",
-    "usual_mode",
-    "write_atomically",
-    "write_folder_atomically",
-    "write_gif",
-    "write_mp4",
-]
+# Each submodule and the names it exports here.
+_EXPORTS = {
+    "errors": ("MediaError", "MediaTooLarge", "require_file"),
+    "files": ("usual_mode", "write_atomically", "write_folder_atomically"),
+    "frames": ("to_model_range", "to_uint8"),
+    "image": ("MAX_IMAGE_PIXELS", "decode_image", "load_image"),
+    "video": ("decode_video", "load_video"),
+    "writers": ("save_strip_and_gif", "write_gif", "write_mp4"),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{_MODULE_OF[name]}"), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_MODULE_OF})

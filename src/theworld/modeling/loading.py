@@ -5,26 +5,94 @@ A saved TheWorld and a multimodal Gemma 3 both load through transformers' own `f
 hands it in), so the Hub cache, offline mode, dtypes and key conversions work as for Gemma 3. A text-only Gemma 3
 (e.g. Gemma 3 270M) is wrapped in the multimodal class exactly as Gemma 3 4B's language model is, with a small
 fresh vision tower.
+
+Weights are read from safetensors only: a folder whose weights are pickles (`pytorch_model.bin`, `.pt`, ...) is
+refused before a byte of them is read, since unpickling can run code, and a truncated or corrupt safetensors file
+is named with the fix before any model is built. `use_safetensors=False` is transformers' own opt-in to pickles,
+for files the caller trusts.
 """
 
+import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from huggingface_hub import snapshot_download
-from transformers import AutoConfig, Gemma3Config, Gemma3ForCausalLM, PreTrainedModel
+from transformers import AutoConfig, AutoProcessor, Gemma3Config, Gemma3ForCausalLM, PreTrainedModel
 
 from theworld.modeling.configuration_theworld import TheWorldConfig
-from theworld.modeling.gguf import GGUF_MODELS, convert_gguf_to_folder, resolve_gguf
-from theworld.modeling.names import resolve_model_name
+from theworld.modeling.gguf import GGUF_MODELS, convert_gguf_to_folder, is_base_gguf, resolve_gguf
+from theworld.modeling.names import locate_model
 from theworld.modeling.presets import SMALL_SIGLIP
 from theworld.modeling.world_encoder import VAE_CLASSES
 
-__all__ = ["HUB_KWARGS", "attach_new_world", "download_checkpoint", "load_pretrained"]
+__all__ = [
+    "HUB_KWARGS",
+    "CheckpointSummary",
+    "attach_new_world",
+    "check_weights",
+    "describe_checkpoint",
+    "download_checkpoint",
+    "load_pretrained",
+    "load_processor",
+]
 
 # The keyword arguments of `from_pretrained` that say where and how to fetch files from the Hub.
 HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision")
+
+# Files that hold pickles: transformers' and PyTorch's usual names for weights saved with torch.save.
+_PICKLE_SUFFIXES = (".bin", ".bin.index.json", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+# torch.save writes a zip archive; a bare pickle starts with the PROTO opcode.
+_PICKLE_MAGIC = (b"PK\x03\x04", b"\x80")
+# safetensors refuses longer headers; a longer "length" means the file is something else.
+_MAX_HEADER = 100_000_000
+_CONVERT = (
+    "convert them once, where you trust them: TheWorld.from_pretrained(folder, use_safetensors=False)"
+    ".save_pretrained(folder) writes model.safetensors"
+)
+_REDO = "download it again, or save the model again with save_pretrained"
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model")
+
+
+class CheckpointSummary(NamedTuple):
+    """What a checkpoint is, read from its config (or a GGUF file's metadata) without loading its weights."""
+
+    path: str  # what `from_pretrained` loads: a folder, a Hub id, or a GGUF file
+    model_type: str  # "theworld", "gemma3" or "gemma3_text"
+    is_base: bool  # pretrained only: it continues text and has no chat template
+    can_see: bool  # it has a trained vision tower, so an image or a video means something to it
+
+
+def describe_checkpoint(name: str | Path, **hub_kwargs: Any) -> CheckpointSummary:
+    """The summary of the checkpoint `name` leads to (see `names.locate_model`), from its config alone, so that a
+    caller can refuse what the model cannot take before its weights load."""
+    path, offline = locate_model(name, **hub_kwargs)
+    if path in GGUF_MODELS or path.endswith(".gguf"):
+        gguf = resolve_gguf(path)
+        return CheckpointSummary(str(gguf), "gemma3_text", is_base_gguf(gguf), can_see=False)
+    if offline:
+        hub_kwargs["local_files_only"] = True
+    config = AutoConfig.from_pretrained(path, **hub_kwargs)
+    is_base = bool(getattr(config, "theworld_is_base_model", False))
+    # A text-only Gemma 3 gets a fresh, untrained vision tower (see `_from_text_checkpoint`).
+    can_see = config.model_type != "gemma3_text" and not is_base
+    return CheckpointSummary(path, config.model_type, is_base, can_see)
+
+
+def load_processor(path: str | Path, local_files_only: bool = False):
+    """The processor saved with a checkpoint (a text-only one's tokenizer), with one clear line when a folder has
+    no tokenizer."""
+    folder = Path(path)
+    if folder.is_dir() and not any((folder / name).is_file() for name in _TOKENIZER_FILES):
+        raise FileNotFoundError(
+            f"{path} has no tokenizer ({' or '.join(_TOKENIZER_FILES)}); copy the tokenizer files of the model it "
+            "was trained from into it, or save them there with processor.save_pretrained(folder)"
+        )
+    try:
+        return AutoProcessor.from_pretrained(path, local_files_only=local_files_only)
+    except ValueError as error:  # transformers spreads some accounts over lines: keep them whole on one
+        raise ValueError(f"Cannot load the processor of {path}: {' '.join(str(error).split())}") from error
 
 
 def load_pretrained(
@@ -40,14 +108,24 @@ def load_pretrained(
     **kwargs: Any,
 ) -> PreTrainedModel:
     """`TheWorld.from_pretrained` (see there); `transformers_from_pretrained` is transformers' own, bound to `cls`."""
-    path = resolve_model_name(pretrained_model_name_or_path)
-    gguf_file = kwargs.pop("gguf_file", None)
-    if gguf_file is not None or path in GGUF_MODELS or path.endswith(".gguf"):
-        # Dequantized once into a cached safetensors folder: later loads skip the conversion.
-        path = str(convert_gguf_to_folder(resolve_gguf(Path(path) / gguf_file if gguf_file else path)))
     hub_kwargs = {key: kwargs[key] for key in HUB_KWARGS if key in kwargs}
+    gguf_file = kwargs.pop("gguf_file", None)
+    if gguf_file is not None:
+        path = str(Path(pretrained_model_name_or_path) / gguf_file)
+    else:
+        located = {key: value for key, value in hub_kwargs.items() if key != "force_download"}
+        path, offline = locate_model(pretrained_model_name_or_path, subfolder=kwargs.get("subfolder", ""), **located)
+        if offline:
+            kwargs["local_files_only"] = hub_kwargs["local_files_only"] = True
+    if path in GGUF_MODELS or path.endswith(".gguf"):
+        # Dequantized once into a cached safetensors folder: later loads skip the conversion.
+        path = str(convert_gguf_to_folder(resolve_gguf(path)))
     if config is None:
         config = AutoConfig.from_pretrained(path, subfolder=kwargs.get("subfolder", ""), **hub_kwargs)
+    if kwargs.get("use_safetensors") is not False and config.model_type in ("theworld", "gemma3", "gemma3_text"):
+        kwargs["use_safetensors"] = True  # transformers then never fetches nor reads a pickle from the Hub either
+        if Path(path).is_dir():
+            check_weights(Path(path) / kwargs.get("subfolder", ""), kwargs.get("variant"))
     new_world = False
     if isinstance(config, TheWorldConfig):
         if enable_world is not None:
@@ -85,7 +163,7 @@ def _from_text_checkpoint(
     gemma_config = Gemma3Config(text_config=text_config.to_dict(), vision_config=vision_config, mm_tokens_per_image=64)
     config = TheWorldConfig.from_gemma3(gemma_config, enable_world=True if enable_world is None else enable_world)
     config.theworld_is_base_model = getattr(text_config, "theworld_is_base_model", None)
-    text_model = Gemma3ForCausalLM.from_pretrained(path, dtype=torch.float32)
+    text_model = Gemma3ForCausalLM.from_pretrained(path, dtype=torch.float32, use_safetensors=kwargs["use_safetensors"])
     model = cls(config)
     model.model.language_model.load_state_dict(text_model.model.state_dict())
     model.tie_weights()
@@ -115,7 +193,9 @@ def attach_new_world(
         module.to(device=reference.device, dtype=reference.dtype)
     if cosmos_model_name is not None:
         vae_class = type(model.world_encoder.vae)
-        vae = vae_class.from_pretrained(cosmos_model_name, subfolder=cosmos_subfolder, **hub_kwargs)
+        vae = vae_class.from_pretrained(
+            cosmos_model_name, subfolder=cosmos_subfolder, use_safetensors=True, **hub_kwargs
+        )
         model.world_encoder.vae.load_state_dict(vae.state_dict())
 
 
@@ -134,3 +214,54 @@ def download_checkpoint(repo_id: str, checkpoint_name: str | None, hub_kwargs: d
 def _vae_config(encoder_type: str, name: str, subfolder: str | None, hub_kwargs: dict) -> dict:
     config = dict(VAE_CLASSES[encoder_type].load_config(name, subfolder=subfolder, **hub_kwargs))
     return {key: value for key, value in config.items() if not key.startswith("_")}
+
+
+def check_weights(folder: Path, variant: str | None = None) -> None:
+    """Refuse a model folder whose weights are pickles, missing, truncated or corrupt, reading no byte of a pickle
+    and only the headers of safetensors files."""
+    stem = f"model.{variant}" if variant else "model"
+    index = folder / f"{stem}.safetensors.index.json"
+    if index.is_file():
+        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        files = [folder / shard for shard in shards]
+    elif (folder / f"{stem}.safetensors").is_file():
+        files = [folder / f"{stem}.safetensors"]
+    else:
+        pickles = sorted(path.name for path in folder.iterdir() if path.name.endswith(_PICKLE_SUFFIXES))
+        if pickles:
+            raise OSError(
+                f"{folder} holds pickle weights ({', '.join(pickles)}) and no {stem}.safetensors; TheWorld loads "
+                f"safetensors only, since unpickling can run code; {_CONVERT}"
+            )
+        raise FileNotFoundError(
+            f"{folder} has no weights ({stem}.safetensors); pass a folder saved with save_pretrained"
+        )
+    for file in files:
+        if not file.is_file():
+            raise FileNotFoundError(f"{file} is missing, yet {index.name} lists it; {_REDO}")
+        _check_safetensors(file)
+
+
+def _check_safetensors(file: Path) -> None:
+    """A safetensors file is an 8-byte header length, a JSON header giving each tensor's byte range, then the
+    bytes: check that the header parses and the file holds every range."""
+    size = file.stat().st_size
+    with file.open("rb") as handle:
+        prefix = handle.read(8)
+        length = int.from_bytes(prefix, "little") if len(prefix) == 8 else 0
+        if size - 8 < length <= _MAX_HEADER:
+            raise OSError(f"{file} is truncated (it ends inside its header, at {size} bytes); {_REDO}")
+        header = handle.read(length) if 0 < length <= _MAX_HEADER else b""
+    try:
+        entries = json.loads(header)
+        end = max((entry["data_offsets"][1] for key, entry in entries.items() if key != "__metadata__"), default=0)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+        # Only a file that is no safetensors is asked whether it is a pickle: a real header length may begin 0x80.
+        if prefix.startswith(_PICKLE_MAGIC):
+            raise OSError(
+                f"{file} is a pickle (torch.save), not safetensors, and is not read, since unpickling can run code; "
+                "save the model again with save_pretrained, which writes safetensors"
+            ) from None
+        raise OSError(f"{file} is corrupt: it is not a safetensors file (its header does not parse); {_REDO}") from None
+    if 8 + length + end > size:
+        raise OSError(f"{file} is truncated ({size} of its {8 + length + end} bytes); {_REDO}")

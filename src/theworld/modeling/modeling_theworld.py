@@ -55,19 +55,6 @@ class TheWorld(TheWorldParts):
     """Gemma 3 with world tokens (see the module); its parts and what each computes are `TheWorldParts`'."""
 
     # ------------------------------------------------------------------------------------ the merge step
-    def _world_steps(self, num_world_steps: int | None, skip_world_tokens: bool, has_image: bool) -> int | None:
-        """The number of imagined frames for this call, or None when the call is plain Gemma 3."""
-        if num_world_steps is not None:
-            self.check_world_steps(num_world_steps)
-            if num_world_steps > 0 and not has_image and not skip_world_tokens:
-                raise ValueError(
-                    f"num_world_steps={num_world_steps} imagines the future of an image, but the prompt has none; "
-                    "add an image to the conversation or use num_world_steps=0"
-                )
-        if skip_world_tokens or not self.config.enable_world or not has_image:
-            return None
-        return self.config.num_world_steps if num_world_steps is None else num_world_steps
-
     def build_world_inputs(
         self,
         input_ids: torch.LongTensor,
@@ -189,6 +176,7 @@ class TheWorld(TheWorldParts):
         prefilled = inputs_embeds is not None or (past_key_values is not None and past_key_values.get_seq_length())
         world = None
         if not prefilled:  # decode steps read the world and speech tokens from the cache
+            self.check_inputs(input_ids, pixel_values, num_world_steps, skip_world_tokens, max_new_tokens=0)
             world = self._merge_inputs(
                 input_ids,
                 pixel_values,
@@ -260,10 +248,16 @@ class TheWorld(TheWorldParts):
         `config.num_world_steps`), `skip_world_tokens` (the plain Gemma 3 ablation) and `world_latents`
         (precomputed, e.g. `imagine` of a video clip). Every decoding mode of `generate` works; the output
         starts with the caller's `input_ids`, as in Gemma 3."""
-        # World and speech tokens are embedded once here; every generate step reads them from the KV cache.
-        world = self._merge_inputs(
-            input_ids, pixel_values, attention_mask, token_type_ids, **_pop_world_arguments(kwargs)
+        arguments = _pop_world_arguments(kwargs)
+        self.check_inputs(
+            input_ids,
+            pixel_values,
+            arguments.get("num_world_steps"),
+            arguments.get("skip_world_tokens", False),
+            _max_new_tokens(kwargs),
         )
+        # World and speech tokens are embedded once here; every generate step reads them from the KV cache.
+        world = self._merge_inputs(input_ids, pixel_values, attention_mask, token_type_ids, **arguments)
         if world is None:
             if self.config.enable_world:
                 kwargs["skip_world_tokens"] = True
@@ -283,8 +277,17 @@ class TheWorld(TheWorldParts):
         )
         return _replace_prompt(output, input_ids, world.input_ids.shape[1])
 
-    def ask(self, image, prompt: str, num_world_steps: int | None = None, **generation_kwargs) -> str:
-        """Answer `prompt` about one image (a path, a PIL image or an HxWx3 uint8 array)."""
+    def ask(
+        self,
+        image,
+        prompt: str,
+        num_world_steps: int | None = None,
+        return_world_latents: bool = False,
+        **generation_kwargs,
+    ) -> "str | tuple[str, torch.Tensor]":
+        """Answer `prompt` about one image (a path, a PIL image or an HxWx3 uint8 array). With
+        `return_world_latents`, also return the latents the answer read, (1, 1 + k, C, h, w), to draw them
+        (`world_encoder.decode`): one imagining serves both, after the inputs are checked."""
         messages = [
             {
                 "role": "user",
@@ -295,9 +298,22 @@ class TheWorld(TheWorldParts):
             messages, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
         ).to(self.device)
         generation_kwargs.setdefault("max_new_tokens", 32)
+        latents = None
+        if return_world_latents:
+            if not self.config.enable_world:
+                raise ValueError(
+                    "This model has no world model (enable_world=False), so it imagines no world to return"
+                )
+            steps = self.config.num_world_steps if num_world_steps is None else num_world_steps
+            pixel_values = inputs["pixel_values"].to(self.dtype)
+            self.check_inputs(
+                inputs["input_ids"], pixel_values, steps, max_new_tokens=generation_kwargs["max_new_tokens"]
+            )
+            with torch.no_grad():
+                latents = generation_kwargs["world_latents"] = self.imagine(pixel_values, steps)
         output = self.generate(**inputs, num_world_steps=num_world_steps, **generation_kwargs)
-        new_tokens = output[0, inputs["input_ids"].shape[1] :]
-        return self.processor.decode(new_tokens, skip_special_tokens=True).strip()
+        answer = self.processor.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True).strip()
+        return (answer, latents) if return_world_latents else answer
 
     # ------------------------------------------------------------------------------------------ loading
     @classmethod
@@ -337,6 +353,12 @@ class TheWorld(TheWorldParts):
 def _pop_world_arguments(kwargs: dict) -> dict:
     """TheWorld's own arguments of `forward` and `generate`, taken out of the ones Gemma 3 passes on."""
     return {name: kwargs.pop(name) for name in WORLD_ARGUMENTS if name in kwargs}
+
+
+def _max_new_tokens(kwargs: dict) -> int | None:
+    """The new tokens a `generate` call asks for, when it says (else the model's generation config decides)."""
+    config = kwargs.get("generation_config")
+    return kwargs.get("max_new_tokens") or getattr(config, "max_new_tokens", None)
 
 
 def _positions(attention_mask: torch.Tensor) -> torch.LongTensor:

@@ -5,7 +5,8 @@ The parts: the world encoder (a VAE: frames -> latents), the dynamics model (lat
 the world projector (latents -> world tokens, one per region per frame), the object reader (latents -> one token
 per object, and what each mention of an object gets) and the audio encoder (log-mel features -> audio tokens).
 This class builds them, grows a model by one (`add_object_reader`, `add_audio_encoder`), runs them on frames
-(`imagine`, `project_world`) and embeds a prompt's tokens, images and audio as Gemma 3 does (`_embed_inputs`).
+(`imagine`, `project_world`), checks a call's inputs before any of them runs (`check_inputs`), and embeds a
+prompt's tokens, images and audio as Gemma 3 does (`_embed_inputs`).
 How a call puts them together (world blocks, `forward`, `generate`) is `TheWorld`'s, in `modeling_theworld.py`.
 """
 
@@ -17,6 +18,7 @@ from transformers.models.gemma3.modeling_gemma3 import Gemma3PreTrainedModel
 from theworld.media import load_image
 from theworld.modeling.configuration_theworld import TheWorldConfig
 from theworld.modeling.dynamics import ZeroConv2d, build_dynamics
+from theworld.modeling.input_checks import check_pixel_values, check_prompt_length
 from theworld.modeling.object_reader import ObjectReader
 from theworld.modeling.world_encoder import WorldEncoder
 from theworld.modeling.world_projector import WorldProjector
@@ -131,6 +133,41 @@ class TheWorldParts(Gemma3ForConditionalGeneration):
                 f"{self.config.max_world_steps}; ask for at most {self.config.max_world_steps}"
             )
 
+    def _world_steps(self, num_world_steps: int | None, skip_world_tokens: bool, has_image: bool) -> int | None:
+        """The number of imagined frames for this call, or None when the call is plain Gemma 3."""
+        if num_world_steps is not None:
+            self.check_world_steps(num_world_steps)
+            if num_world_steps > 0 and not has_image and not skip_world_tokens:
+                raise ValueError(
+                    f"num_world_steps={num_world_steps} imagines the future of an image, but the prompt has none; "
+                    "add an image to the conversation or use num_world_steps=0"
+                )
+        if skip_world_tokens or not self.config.enable_world or not has_image:
+            return None
+        return self.config.num_world_steps if num_world_steps is None else num_world_steps
+
+    def check_inputs(
+        self,
+        input_ids: torch.LongTensor | None,
+        pixel_values: torch.Tensor | None = None,
+        num_world_steps: int | None = None,
+        skip_world_tokens: bool = False,
+        max_new_tokens: int | None = None,
+    ) -> None:
+        """Raise a ValueError, before any compute, for a call `forward` or `generate` cannot answer well: world
+        steps this model cannot imagine, image tokens without `pixel_values`, `pixel_values` that are not finite or
+        not in [-1, 1] (see `input_checks`), or a prompt that, with its world blocks and `max_new_tokens` (default:
+        the generation config's), does not fit the context."""
+        steps = self._world_steps(num_world_steps, skip_world_tokens, pixel_values is not None)
+        check_pixel_values(input_ids, pixel_values, self.config.image_token_id)
+        if input_ids is None:
+            return
+        block = 0 if steps is None else (1 + steps) * self.tokens_per_world_step + 2
+        if max_new_tokens is None:
+            max_new_tokens = self.generation_config.max_new_tokens or 0
+        context = self.config.text_config.max_position_embeddings
+        check_prompt_length(input_ids, self.config.boi_token_id, block, max_new_tokens, context)
+
     def imagine(self, frames: torch.Tensor, num_world_steps: int) -> torch.Tensor:
         """Latents of the current frame and its imagined future: images (N, 3, H, W) or clips (N, T, 3, H, W) in
         [-1, 1] -> (N, 1 + k, C, h, w). A clip's last frame is the current one; its earlier frames are the
@@ -139,7 +176,6 @@ class TheWorldParts(Gemma3ForConditionalGeneration):
         latents = self.world_encoder.encode(clips.to(self.device, self.dtype))
         return torch.cat([latents[:, -1:], self.dynamics.rollout(latents, num_world_steps)], dim=1)
 
-    @torch.no_grad()
     @torch.no_grad()
     def imagine_image(self, image, num_world_steps: int | None = None) -> torch.Tensor:
         """Latents of one image (a path, a PIL image or an HxWx3 uint8 array) and its imagined future,

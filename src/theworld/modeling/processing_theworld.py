@@ -3,9 +3,11 @@
 log-mel features (transformers' `Gemma3nAudioFeatureExtractor`). Unlike Gemma 3n's fixed 188 tokens, the count
 follows the clip's length, so a two-second question costs a tiny model 25 tokens, not 188."""
 
+import numpy as np
 from transformers import Gemma3nAudioFeatureExtractor, Gemma3Processor
 
 from theworld.modeling.processing import GEMMA3_CHAT_TEMPLATE
+from theworld.omni.audio import MAX_AUDIO_SECONDS, SAMPLING_RATE
 from theworld.omni.audio_encoder import audio_token_count
 
 __all__ = [
@@ -17,7 +19,7 @@ __all__ = [
 ]
 
 AUDIO_TOKENS = ["<start_of_audio>", "<end_of_audio>", "<audio_soft_token>"]
-MAX_AUDIO_SAMPLES = 480_000  # 30 s at 16 kHz, Gemma 3n's limit
+MAX_AUDIO_SAMPLES = MAX_AUDIO_SECONDS * SAMPLING_RATE  # Gemma 3n's window
 
 # Gemma 3's template with one more content type: {"type": "audio"} becomes <start_of_audio>, as Gemma 3n's does.
 _IMAGE_ITEM = "            {%- if item['type'] == 'image' -%}\n                {{ '<start_of_image>' }}\n"
@@ -56,6 +58,11 @@ class TheWorldProcessor(Gemma3Processor):
         # A tokenizer loaded from disk lends its max_length=None to every modality; the features keep their own.
         if kwargs.get("max_length") is None:
             kwargs["max_length"] = MAX_AUDIO_SAMPLES
+        # The features would be cut at max_length without a word: longer audio is refused instead.
+        for clip in audio:
+            if np.shape(clip)[-1] > kwargs["max_length"]:
+                seconds, limit = np.shape(clip)[-1] / SAMPLING_RATE, kwargs["max_length"] / SAMPLING_RATE
+                raise ValueError(f"audio is {seconds:.1f} s; the model hears at most {limit:g} s; trim it")
         return super()._process_audio(audio, **kwargs)
 
     def replace_audio_token(self, audio_inputs: dict, audio_idx: int, **kwargs) -> str:

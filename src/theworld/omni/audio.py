@@ -10,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from theworld.media import MediaError, write_atomically
+from theworld.media import MediaError, MediaTooLarge, require_file, write_atomically
 
 __all__ = [
+    "MAX_AUDIO_SECONDS",
     "SAMPLING_RATE",
     "EspeakVoice",
     "load_audio",
@@ -22,6 +23,7 @@ __all__ = [
 ]
 
 SAMPLING_RATE = 16_000  # what the audio encoder hears and the vocoder speaks
+MAX_AUDIO_SECONDS = 30  # the audio encoder's window (Gemma 3n's features): longer audio would be cut, so it is refused
 
 
 def resample(audio: np.ndarray, from_rate: int, to_rate: int = SAMPLING_RATE) -> np.ndarray:
@@ -32,20 +34,34 @@ def resample(audio: np.ndarray, from_rate: int, to_rate: int = SAMPLING_RATE) ->
     return librosa.resample(audio.astype(np.float32), orig_sr=from_rate, target_sr=to_rate).astype(np.float32)
 
 
-def load_audio(source: "str | Path | np.ndarray", sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
+def _too_long(seconds: float, max_seconds: float, path: Path | None = None) -> MediaTooLarge:
+    heard = f"is {seconds:.1f} s; the model hears at most {max_seconds:g} s. Trim it"
+    if path is None:
+        return MediaTooLarge(f"Audio {heard}.")
+    return MediaTooLarge(f"Audio {path} {heard} (e.g. `ffmpeg -i {path} -t {max_seconds:g} trimmed.wav`).")
+
+
+def load_audio(
+    source: "str | Path | np.ndarray", sampling_rate: int = SAMPLING_RATE, max_seconds: float = MAX_AUDIO_SECONDS
+) -> np.ndarray:
     """Mono float32 samples at `sampling_rate` from a wav/flac/ogg file (read with soundfile) or an array
-    already at that rate."""
+    already at that rate. Audio longer than `max_seconds` raises `MediaTooLarge`; a file's length is read from
+    its header, before its samples are decoded."""
     import soundfile
 
     if isinstance(source, np.ndarray):
         audio = source.astype(np.float32)
         if audio.ndim != 1:
             raise MediaError(f"Expected mono audio samples (1-D), got shape {audio.shape}")
+        if len(audio) > max_seconds * sampling_rate:
+            raise _too_long(len(audio) / sampling_rate, max_seconds)
         return audio
     path = Path(source)
-    if not path.is_file():
-        raise MediaError(f"Audio not found: {path}. Check the path.")
+    require_file(path, "Audio")
     try:
+        header = soundfile.info(str(path))
+        if header.frames > max_seconds * header.samplerate:
+            raise _too_long(header.frames / header.samplerate, max_seconds, path)
         audio, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
     except (soundfile.LibsndfileError, RuntimeError, TypeError) as error:
         message = str(error).strip().splitlines()[0]

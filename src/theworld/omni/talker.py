@@ -142,7 +142,12 @@ class Speaker:
                 f"{folder} has no talker (talker/config.json), so it cannot speak; use a checkpoint trained with "
                 "`theworld train speaking`, such as the default theworld-tiny"
             )
-        talker = Talker.from_pretrained(folder / "talker")
+        if not (folder / "codec" / "model.safetensors").is_file():
+            raise FileNotFoundError(
+                f"{folder} has no codec weights (codec/model.safetensors); voices load from safetensors only, since "
+                "unpickling can run code"
+            )
+        talker = Talker.from_pretrained(folder / "talker", use_safetensors=True)
         tokenizer = AutoTokenizer.from_pretrained(folder / "talker")
         with contextlib.redirect_stdout(
             io.StringIO()

@@ -8,6 +8,7 @@ sample leaves nothing behind.
 from __future__ import annotations
 
 import json
+import mimetypes
 import re
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,15 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from theworld.media import MediaError, decode_image, decode_video, write_folder_atomically, write_gif, write_mp4
+from theworld.media import (
+    MediaError,
+    MediaTooLarge,
+    decode_image,
+    decode_video,
+    write_folder_atomically,
+    write_gif,
+    write_mp4,
+)
 from theworld.world.spec import IMAGE_SUFFIXES
 
 __all__ = ["read_input", "sanitize_name", "unique_names", "write_sample"]
@@ -24,18 +33,33 @@ MAX_NAME_LEN = 64
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
+def _looks_like_image(path: Path) -> bool:
+    """An image by its name: a suffix world specs treat as one, or any other still-image type (TIFF, HEIC...).
+    A GIF is read as a video, as it may move."""
+    kind = mimetypes.guess_type(path.name)[0] or ""
+    return path.suffix.lower() in IMAGE_SUFFIXES or (kind.startswith("image/") and kind != "image/gif")
+
+
 def read_input(path: Path, max_frames: int | None = None) -> np.ndarray:
-    """A spec's input as uint8 frames: an image (1, H, W, 3) or a video (T, H, W, 3) keeping its last `max_frames`."""
+    """A spec's input as uint8 frames: an image (1, H, W, 3) or a video's last `max_frames` (T, H, W, 3).
+
+    Only the frames kept are held in memory, so pass `max_frames` for a clip of unknown length: without it every
+    frame is kept.
+    """
     path = Path(path)
     if not path.is_file():
-        raise MediaError(f"input {str(path)!r} not found; check input_path")
-    is_image = path.suffix.lower() in IMAGE_SUFFIXES
+        problem = "is a directory, not a file" if path.is_dir() else "not found"
+        raise MediaError(f"input {str(path)!r} {problem}; check input_path")
+    is_image = _looks_like_image(path)
     try:
-        frames = np.asarray(decode_image(path))[None] if is_image else decode_video(path)
+        if is_image:
+            return np.asarray(decode_image(path))[None]
+        return decode_video(path, lambda count: range(max(0, count - max_frames) if max_frames else 0, count))
+    except MediaTooLarge:
+        raise
     except MediaError as reason:
-        kind, fix = ("image", "a valid image") if is_image else ("video", "a valid mp4")
+        kind, fix = ("image", "a valid PNG or JPEG image") if is_image else ("video", "a valid mp4")
         raise MediaError(f"cannot read {kind} {str(path)!r} ({reason}); replace it with {fix}") from None
-    return frames[-max_frames:] if max_frames else frames
 
 
 def sanitize_name(name: str) -> str:

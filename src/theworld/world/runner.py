@@ -21,12 +21,13 @@ import torch
 from theworld.world.backends import ProgressFn, WorldBackend, WorldRequest
 from theworld.world.guardrail import Guardrail
 from theworld.world.io import read_input, unique_names, write_sample
-from theworld.world.spec import ALLOWED_KEYS, WorldSpec
+from theworld.world.spec import ALLOWED_KEYS, SpecError, WorldSpec
 
 __all__ = [
     "DistInfo",
     "SampleResult",
     "all_ranks",
+    "check_spec",
     "finish_distributed",
     "gather_results",
     "init_distributed",
@@ -97,12 +98,27 @@ def _peak_memory_mb(device: str) -> dict[str, float]:
     return peak
 
 
+def check_spec(spec: WorldSpec, backend: WorldBackend) -> WorldSpec:
+    """The spec (with CLI overrides applied), or a SpecError when the backend cannot run it as its defaults fill
+    it: checked for every spec before any sample runs."""
+    if spec.inference_type not in backend.inference_types:
+        raise SpecError(
+            spec.source,
+            f"backend {backend.name} cannot do {spec.inference_type}; use one of {list(backend.inference_types)}",
+        )
+    n_in, n_out = spec.num_input_frames, spec.num_output_frames or backend.default_num_output_frames
+    if n_in is not None and n_in >= n_out:
+        raise SpecError(
+            spec.source,
+            f"num_input_frames={n_in} must be below the {n_out} output frames of backend {backend.name}; "
+            "lower it or raise num_output_frames",
+        )
+    return spec
+
+
 def build_request(spec: WorldSpec, backend: WorldBackend, input_frames=None) -> WorldRequest:
     """Fill what the spec (with CLI overrides applied) leaves open from the backend's defaults."""
-    if spec.inference_type not in backend.inference_types:
-        raise ValueError(
-            f"backend {backend.name} cannot do {spec.inference_type}; it supports {backend.inference_types}"
-        )
+    check_spec(spec, backend)
     if spec.inference_type != "text2world" and input_frames is None:
         raise ValueError(f"{spec.inference_type} needs an input; set input_path in the spec")
     height, width = spec.resolution or backend.default_resolution
@@ -156,7 +172,9 @@ def run_sample(
         t = time.perf_counter()
         frames_in = None
         if spec.inference_type != "text2world":
-            frames_in = read_input(spec.input_path, max_frames=spec.num_input_frames)
+            # No backend reads more than the output's length of input frames: a long clip keeps only those.
+            keep = spec.num_input_frames or spec.num_output_frames or backend.default_num_output_frames
+            frames_in = read_input(spec.input_path, max_frames=keep)
         timings["read_input_s"] = time.perf_counter() - t
         request = build_request(spec, backend, frames_in)
         device = str(getattr(backend, "device", "cpu"))

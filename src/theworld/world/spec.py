@@ -35,6 +35,7 @@ __all__ = [
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 RESOLUTION_PRESETS = {"256": (256, 320), "480": (480, 832), "720": (704, 1280)}  # (height, width)
 MAX_FRAMES = 2048
+MAX_SEED = 2**63 - 1  # torch's and numpy's generators take any seed in [0, 2**63 - 1]
 MAX_SIDE = 4096
 ALLOWED_KEYS = (  # a spec file's keys, in the order a resolved spec.json lists them
     "inference_type",
@@ -76,7 +77,7 @@ class SampleSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     inference_type: Literal[INFERENCE_TYPES] | None = Field(None, description=f"one of {list(INFERENCE_TYPES)}")
-    seed: int | None = Field(None, strict=True, ge=0, le=2**63 - 1, description="an integer >= 0")
+    seed: int | None = Field(None, strict=True, ge=0, le=MAX_SEED, description="an integer in [0, 2**63 - 1]")
     num_output_frames: int | None = Field(
         None, strict=True, ge=1, le=MAX_FRAMES, description=f"an integer in [1, {MAX_FRAMES}]"
     )
@@ -113,6 +114,13 @@ class SampleSettings(BaseModel):
                 raise _spec_problem(f"resolution={list(value)!r} is impossible; {fix} (at most {MAX_SIDE})")
         return value[0], value[1]
 
+    @model_validator(mode="after")
+    def _check_frames(self) -> SampleSettings:
+        n_in, n_out = self.num_input_frames, self.num_output_frames
+        if n_in is not None and n_out is not None and n_in >= n_out:
+            raise _spec_problem(f"num_output_frames={n_out} must exceed num_input_frames={n_in}; raise it")
+        return self
+
 
 def _infer_type(input_path: Any) -> str:
     if input_path in (None, ""):
@@ -143,7 +151,10 @@ class WorldSpec(SampleSettings):
     @field_validator("prompt", mode="before")
     @classmethod
     def _check_prompt(cls, value: Any) -> str:
-        if not isinstance(value, str) or not value.strip():
+        if value is not None and not isinstance(value, str):
+            kind = type(value).__name__
+            raise _spec_problem(f'"prompt" must be a string, got {kind} {value!r:.60}; use a string: quote the text')
+        if not value or not value.strip():
             raise _spec_problem('missing or empty "prompt"; add a text prompt')
         return value
 
@@ -157,21 +168,28 @@ class WorldSpec(SampleSettings):
         resolved = (Path((info.context or {}).get("base_dir", ".")) / Path(value).expanduser()).resolve()
         if not resolved.is_file():
             fix = "fix the path, which is relative to the spec file"
-            raise _spec_problem(f"input_path {value!r} not found (looked at {resolved}); {fix}")
+            problem = "is a directory, not a file" if resolved.is_dir() else "not found"
+            raise _spec_problem(f"input_path {value!r} {problem} (looked at {resolved}); {fix}")
         return resolved
 
     @model_validator(mode="after")
-    def _check_together(self) -> WorldSpec:
+    def _check_input(self) -> WorldSpec:
         if self.inference_type != "text2world" and self.input_path is None:
             raise _spec_problem(f"{self.inference_type} needs an input; set input_path to an image or video")
-        n_in, n_out = self.num_input_frames, self.num_output_frames
-        if n_in is not None and n_out is not None and n_in >= n_out:
-            raise _spec_problem(f"num_output_frames={n_out} must exceed num_input_frames={n_in}; raise it")
         return self
 
     def with_overrides(self, **overrides: Any) -> WorldSpec:
-        """A copy where every override that is not None wins (CLI beats spec)."""
-        return self.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+        """A copy where every override that is not None wins (CLI beats spec); raises a SpecError when the
+        command line's frame counts and the spec's together are impossible."""
+        spec = self.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+        n_in, n_out = spec.num_input_frames, spec.num_output_frames
+        if n_in is not None and n_out is not None and n_in >= n_out:
+            raise SpecError(
+                self.source,
+                f"num_output_frames={n_out} must exceed num_input_frames={n_in} (spec and command line together); "
+                "raise --num-output-frames or lower --num-input-frames",
+            )
+        return spec
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
