@@ -1,5 +1,6 @@
 """Fixtures and hooks: tiny random TheWorld checkpoints that the tests build and save themselves (no downloads),
-and the `needs_espeak` marker. Plain helpers live in support.py."""
+the `needs_espeak` marker, and `served`: a real `theworld serve` on a free loopback port for the openai client
+(tests/test_serve*.py; the video-job tests use it too). Plain helpers live in support.py."""
 
 import os
 
@@ -58,3 +59,60 @@ def checkpoint(tmp_path_factory, processor):
 @pytest.fixture(scope="session")
 def model(checkpoint):
     return TheWorld.from_pretrained(checkpoint).eval()
+
+
+class Served:
+    """A `theworld serve` app running on uvicorn in a thread, on a free loopback port (what a client sees)."""
+
+    def __init__(self, settings):
+        import socket
+        import threading
+        import time
+
+        import uvicorn
+
+        from theworld.serve.app import create_app
+
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        self.root = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        self.base_url = f"{self.root}/v1"
+        self.settings = settings
+        self.server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning", access_log=False))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [listener]}, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while not self.server.started:
+            assert self.thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.02)
+
+    def client(self, api_key: str = "unused", **options):
+        """The official openai client, pointed at this server."""
+        import openai
+
+        return openai.OpenAI(base_url=self.base_url, api_key=api_key, max_retries=0, **options)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def served():
+    """`served(**settings)` -> a running `Served` for those `ServerSettings` (default: the shipped model), started
+    once per distinct settings and stopped at the end of the session. Used by tests/test_serve*.py (chat, audio,
+    limits, and the video jobs)."""
+    from theworld.serve.settings import ServerSettings
+
+    servers: dict[str, Served] = {}
+
+    def start(**settings) -> Served:
+        chosen = ServerSettings(**settings)
+        key = chosen.model_dump_json()
+        if key not in servers:
+            servers[key] = Served(chosen)
+        return servers[key]
+
+    yield start
+    for server in servers.values():
+        server.stop()

@@ -10,6 +10,7 @@ import typer
 from theworld.cli.ask import ask
 from theworld.cli.chat import chat
 from theworld.cli.evaluate import evaluate
+from theworld.cli.serve import serve
 from theworld.cli.train import train
 from theworld.cli.world import world
 
@@ -26,6 +27,7 @@ app.command("chat")(chat)
 app.command("train")(train)
 app.command("eval")(evaluate)
 app.command("world")(world)
+app.command("serve")(serve)
 
 if __name__ == "__main__":
     app()
