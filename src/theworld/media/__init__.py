@@ -13,30 +13,17 @@ atomically.
 Each name imports its module on first use, so catching `MediaError` costs no numpy, PIL or torch.
 """
 
-from importlib import import_module
-from typing import Any
+import lazy_loader
 
-# Each submodule and the names it exports here.
-_EXPORTS = {
-    "errors": ("MediaError", "MediaTooLarge", "require_file"),
-    "files": ("usual_mode", "write_atomically", "write_folder_atomically"),
-    "frames": ("to_model_range", "to_uint8"),
-    "image": ("MAX_IMAGE_PIXELS", "decode_image", "load_image"),
-    "video": ("decode_video", "load_video"),
-    "writers": ("save_strip_and_gif", "write_gif", "write_mp4"),
-}
-_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
-
-__all__ = sorted(_MODULE_OF)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _MODULE_OF:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(f"{__name__}.{_MODULE_OF[name]}"), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_MODULE_OF})
+# Each submodule and the names it exports here, imported on first use (lazy_loader, as scikit-image does).
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "errors": ["MediaError", "MediaTooLarge", "require_file"],
+        "files": ["usual_mode", "write_atomically", "write_folder_atomically"],
+        "frames": ["to_model_range", "to_uint8"],
+        "image": ["MAX_IMAGE_PIXELS", "decode_image", "load_image"],
+        "video": ["decode_video", "load_video"],
+        "writers": ["save_strip_and_gif", "write_gif", "write_mp4"],
+    },
+)

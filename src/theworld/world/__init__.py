@@ -11,43 +11,31 @@ autoregressive recipe wrote, then diffusers Cosmos pipelines by folder or hub id
 module on first use, so reading and checking specs costs no torch.
 """
 
-from importlib import import_module
 from pathlib import Path
-from typing import Any
+
+import lazy_loader
 
 from theworld.world.backends import DEFAULT_BACKEND, register_backend, register_model_format
 
-# Each submodule and the names it exports here.
-_EXPORTS = {
-    "backends": (
-        "INFERENCE_TYPES",
-        "OffloadOptions",
-        "WorldBackend",
-        "WorldRequest",
-        "get_backend",
-        "register_backend",
-        "register_model_format",
-    ),
-    "guardrail": ("Guardrail", "load_guardrail"),
-    "spec": ("SpecError", "WorldSpec", "load_specs"),
-}
-_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
-
-__all__ = sorted(_MODULE_OF)
+# Each submodule and the names it exports here, imported on first use (lazy_loader, as scikit-image does).
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "backends": [
+            "INFERENCE_TYPES",
+            "OffloadOptions",
+            "WorldBackend",
+            "WorldRequest",
+            "get_backend",
+            "register_backend",
+            "register_model_format",
+        ],
+        "guardrail": ["Guardrail", "load_guardrail"],
+        "spec": ["SpecError", "WorldSpec", "load_specs"],
+    },
+)
 
 _AUTOREGRESSIVE = "theworld.world.autoregressive.backend:load_backend"
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _MODULE_OF:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(f"{__name__}.{_MODULE_OF[name]}"), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_MODULE_OF})
 
 
 def _is_autoregressive_folder(name_or_path: str) -> bool:
