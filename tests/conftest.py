@@ -1,6 +1,7 @@
 """Fixtures and hooks: tiny random TheWorld checkpoints that the tests build and save themselves (no downloads),
-the `needs_espeak` marker, and `served`: a real `theworld serve` on a free loopback port for the openai client
-(tests/test_serve*.py; the video-job tests use it too). Plain helpers live in support.py."""
+the `needs_espeak` and `needs_chromium` markers, and `served`: a real `theworld serve` on a free loopback port for
+the openai client (tests/test_serve*.py and test_page.py; the video-job tests use it too). Plain helpers live in
+support.py."""
 
 import os
 
@@ -8,7 +9,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest
 import torch
-from support import HAS_ESPEAK, randomise
+from support import HAS_CHROMIUM, HAS_ESPEAK, randomise
 
 from theworld import TheWorld  # importing theworld registers TheWorld with the Auto classes
 from theworld.modeling.presets import config_from_name
@@ -26,18 +27,31 @@ CORPUS = [
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "needs_espeak: speaks its recordings with espeak-ng")
+    config.addinivalue_line("markers", "needs_chromium: drives a headless chromium through chromium-driver")
+
+
+# Where a tool is missing, its tests skip with the fix, unless CI's environment variable makes them fail instead.
+NEEDS = {
+    "needs_espeak": (
+        HAS_ESPEAK,
+        "espeak-ng is not installed (apt-get install espeak-ng); CI installs it and sets THEWORLD_REQUIRE_ESPEAK",
+    ),
+    "needs_chromium": (
+        HAS_CHROMIUM,
+        "chromium, chromium-driver or selenium is missing (apt-get install chromium chromium-driver; pip install "
+        "selenium); CI installs them and sets THEWORLD_REQUIRE_CHROMIUM",
+    ),
+}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip the `needs_espeak` tests where espeak-ng is missing, unless THEWORLD_REQUIRE_ESPEAK asks them to fail."""
-    if HAS_ESPEAK:
-        return
-    skip = pytest.mark.skip(
-        reason="espeak-ng is not installed (apt-get install espeak-ng); CI installs it and sets THEWORLD_REQUIRE_ESPEAK"
-    )
-    for item in items:
-        if item.get_closest_marker("needs_espeak"):
-            item.add_marker(skip)
+    """Skip the tests of a tool that is missing, unless its THEWORLD_REQUIRE_* variable asks them to fail."""
+    for marker, (present, reason) in NEEDS.items():
+        if present:
+            continue
+        for item in items:
+            if item.get_closest_marker(marker):
+                item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ Fixtures and hooks live in conftest.py; test modules import these functions from
 """
 
 import base64
+import importlib.util
 import io
 import os
 import pickle
@@ -25,6 +26,7 @@ from theworld import TheWorld
 from theworld.modeling.presets import config_from_name
 
 __all__ = [
+    "HAS_CHROMIUM",
     "HAS_ESPEAK",
     "Terminal",
     "chat_inputs",
@@ -41,6 +43,12 @@ __all__ = [
 
 # CI sets THEWORLD_REQUIRE_ESPEAK so that a missing espeak-ng fails the speech tests instead of skipping them.
 HAS_ESPEAK = shutil.which("espeak-ng") is not None or bool(os.environ.get("THEWORLD_REQUIRE_ESPEAK"))
+# Likewise THEWORLD_REQUIRE_CHROMIUM for the page's tests in a real browser (Debian's chromium, chromium-driver and
+# the selenium package).
+HAS_CHROMIUM = (
+    all(shutil.which(tool) for tool in ("chromium", "chromedriver"))
+    and importlib.util.find_spec("selenium") is not None
+) or bool(os.environ.get("THEWORLD_REQUIRE_CHROMIUM"))
 
 
 def randomise(model: TheWorld, seed: int = 0) -> TheWorld:

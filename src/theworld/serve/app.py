@@ -9,7 +9,7 @@ from fastapi import Depends, FastAPI, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from theworld.modeling.modeling_theworld import TheWorld
-from theworld.serve import audio, chat, models, videos
+from theworld.serve import audio, chat, models, page, videos
 from theworld.serve.auth import require_api_key
 from theworld.serve.engine import Engine
 from theworld.serve.errors import install_error_handlers
@@ -31,7 +31,7 @@ def create_app(settings: ServerSettings, model: TheWorld | None = None) -> FastA
         yield
         engine.batcher.stop()
 
-    # No /docs or /openapi.json: with an API key set, only /health answers without it.
+    # No /docs or /openapi.json: with an API key set, only /health and the page answer without it.
     app = FastAPI(title="TheWorld", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.settings, app.state.engine = settings, engine
     install_error_handlers(app)
@@ -42,6 +42,7 @@ def create_app(settings: ServerSettings, model: TheWorld | None = None) -> FastA
     async def health(request: Request) -> dict:
         return {"status": "ok", "model": settings.model, "queued": engine.batcher.queued, **engine.batcher.stats}
 
+    app.include_router(page.router)  # the page itself needs no key: it asks for one and sends it
     guarded = [Depends(require_api_key)]
     for module in (models, chat, audio, videos):
         app.include_router(module.router, dependencies=guarded)

@@ -94,21 +94,55 @@ def read_image(source: BinaryIO, settings: ServerSettings, param: str) -> Image.
 
 
 def read_audio(source: BinaryIO, settings: ServerSettings, param: str) -> np.ndarray:
-    """16 kHz mono samples of a wav/mp3/flac/ogg recording, its length read from the header first."""
+    """16 kHz mono samples of a wav/mp3/flac/ogg recording (soundfile), or of one soundfile cannot read, such as the
+    webm/opus or mp4/aac a browser's MediaRecorder makes (PyAV); its length is read before its samples are decoded."""
     import soundfile
 
     try:
         info = soundfile.info(source)
-        check_audio_seconds(info.frames / info.samplerate, settings, param)
+    except (soundfile.LibsndfileError, RuntimeError, TypeError):
         source.seek(0)
-        audio, rate = soundfile.read(source, dtype="float32", always_2d=True)
-    except (soundfile.LibsndfileError, RuntimeError, TypeError, ZeroDivisionError):
-        raise APIError(
-            400, f"{param}: not a recording the server can read; send WAV, MP3, FLAC or OGG", param
-        ) from None
+        audio, rate = _read_with_av(source, settings, param)
+    else:
+        try:
+            check_audio_seconds(info.frames / info.samplerate, settings, param)
+            source.seek(0)
+            audio, rate = soundfile.read(source, dtype="float32", always_2d=True)
+        except (soundfile.LibsndfileError, RuntimeError, TypeError, ZeroDivisionError):
+            raise _unreadable_recording(param) from None
     if len(audio) == 0:
         raise APIError(400, f"{param}: the recording is empty; send one with sound in it", param)
     return resample(audio.mean(axis=1), rate)
+
+
+def _unreadable_recording(param: str) -> APIError:
+    return APIError(400, f"{param}: not a recording the server can read; send WAV, MP3, FLAC, OGG, WebM or MP4", param)
+
+
+def _read_with_av(source: BinaryIO, settings: ServerSettings, param: str) -> tuple[np.ndarray, int]:
+    """(samples (N, channels) float32, rate) through PyAV. MediaRecorder writes no duration in its webm, so the
+    length is where the last packet ends: the packets are read, not decoded, until it is checked."""
+    import av
+
+    try:
+        with av.open(source, mode="r") as container:
+            if not container.streams.audio:
+                raise _unreadable_recording(param)
+            stream = container.streams.audio[0]
+            end = max(((packet.pts or 0) + (packet.duration or 0) for packet in container.demux(stream)), default=0)
+            check_audio_seconds(float(end * stream.time_base), settings, param)
+        source.seek(0)
+        with av.open(source, mode="r") as container:
+            stream = container.streams.audio[0]
+            planar = av.AudioResampler(format="fltp", layout=stream.layout, rate=stream.rate)
+            frames = [planar.resample(frame) for frame in container.decode(stream)] + [planar.resample(None)]
+            chunks = [chunk.to_ndarray() for group in frames for chunk in group]
+            rate = stream.rate
+    except (av.error.FFmpegError, OSError, ValueError, TypeError):
+        raise _unreadable_recording(param) from None
+    if not chunks:
+        return np.zeros((0, 1), np.float32), rate
+    return np.concatenate(chunks, axis=1).T, rate
 
 
 def read_video(source: BinaryIO, settings: ServerSettings, param: str) -> np.ndarray:

@@ -5,6 +5,7 @@ import time
 
 from fastapi import APIRouter, Request
 
+from theworld.modeling.configuration_theworld import TheWorldConfig
 from theworld.serve.errors import APIError
 from theworld.serve.protocol import ModelCard, ModelList
 from theworld.serve.settings import ServerSettings
@@ -38,6 +39,7 @@ async def list_models(request: Request) -> ModelList:
         created=_STARTED,
         input_modalities=["text", "image", "video", *hearing],
         output_modalities=["text", *speech],
+        **_world_steps(engine.model.config),
     )
     world = ModelCard(
         id=settings.world_model,
@@ -46,3 +48,10 @@ async def list_models(request: Request) -> ModelList:
         output_modalities=["video"],
     )
     return ModelList(data=[chat, world])
+
+
+def _world_steps(config: TheWorldConfig) -> dict:
+    """The chat model's default and largest `num_world_steps`; nothing for a model without the world."""
+    if not config.enable_world:
+        return {}
+    return {"num_world_steps": config.num_world_steps, "max_world_steps": config.max_world_steps}

@@ -54,7 +54,7 @@ class ImagePart(_Request):
 
 class InputAudio(_Request):
     data: str = Field(description="base64 of the recording")
-    format: Literal["wav", "mp3", "flac", "ogg"]
+    format: Literal["wav", "mp3", "flac", "ogg", "webm", "mp4"]
 
 
 class AudioPart(_Request):
@@ -206,6 +206,9 @@ class ModelCard(BaseModel):
     owned_by: str = "theworld"
     input_modalities: list[str]
     output_modalities: list[str]
+    # TheWorld's own, for clients that offer the world steps (the page's slider): the default and the most.
+    num_world_steps: int | None = None
+    max_world_steps: int | None = None
 
 
 class ModelList(BaseModel):
