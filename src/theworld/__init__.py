@@ -30,13 +30,10 @@ _LAZY = {
 @cache
 def register() -> None:
     """Register TheWorld (config, model, processor) and its talker with transformers' Auto classes; once."""
-    from transformers import AutoConfig, AutoModelForCausalLM
+    import theworld.omni.talker  # noqa: F401 - defining the talker registers it
+    from theworld.modeling import register as register_model
 
-    import theworld.modeling  # noqa: F401 - importing the model package registers TheWorld
-    from theworld.omni.talker import Talker, TalkerConfig
-
-    AutoConfig.register("theworld_talker", TalkerConfig)
-    AutoModelForCausalLM.register(TalkerConfig, Talker)
+    register_model()
 
 
 def __getattr__(name: str) -> Any:

@@ -49,7 +49,6 @@ def chat(
     threads: int | None = typer.Option(None, help="PyTorch CPU threads."),
 ) -> None:
     """Chat with TheWorld about images and videos; it imagines the scene's future before it answers."""
-    from theworld.chat import ChatSession
     from theworld.media import load_image
 
     set_threads(threads)
@@ -70,6 +69,8 @@ def chat(
             if path is not None:
                 check_output_file(path, flag)
         model = load_model(model_name, with_images=image is not None or video is not None)
+        from theworld.chat import ChatSession  # torch and transformers: after a bad model name has had its answer
+
         session = ChatSession(model, system_prompt=prompt, num_world_steps=world_steps)
         if save_world is not None and not model.config.enable_world:
             fail(f"--save-world draws the imagined world, but {model_name} has no world model; leave it out")

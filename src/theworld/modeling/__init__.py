@@ -1,21 +1,37 @@
 """The fused model: configuration, world encoder, dynamics, projector, and TheWorld itself.
 
-Importing this package registers TheWorld with transformers' Auto classes, so `AutoConfig`,
-`AutoModelForImageTextToText` and `AutoProcessor` load TheWorld checkpoints however the model was reached.
+Each public name imports its module on first use (lazy_loader), so reading a model's name (`names`) costs no
+torch. The modules that define TheWorld's config, model and processor register them with transformers' Auto
+classes; any name taken from this package imports all three first (`register`), so `AutoConfig`,
+`AutoModelForImageTextToText` and `AutoProcessor` then load TheWorld checkpoints.
 """
 
-from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
-from transformers.conversion_mapping import get_checkpoint_conversion_mapping, register_checkpoint_conversion_mapping
+from functools import cache
+from importlib import import_module
+from typing import Any
 
-from theworld.modeling.configuration_theworld import TheWorldConfig
-from theworld.modeling.modeling_theworld import TheWorld
-from theworld.modeling.names import DEFAULT_MODEL, resolve_model_name
-from theworld.modeling.processing_theworld import TheWorldProcessor
+import lazy_loader
 
-__all__ = ["DEFAULT_MODEL", "TheWorld", "TheWorldConfig", "TheWorldProcessor", "resolve_model_name"]
+_lazy_getattr, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "configuration_theworld": ["TheWorldConfig"],
+        "modeling_theworld": ["TheWorld"],
+        "names": ["DEFAULT_MODEL", "resolve_model_name"],
+        "processing_theworld": ["TheWorldProcessor"],
+    },
+)
+__all__ = [*__all__, "register"]
 
-AutoConfig.register("theworld", TheWorldConfig)
-AutoModelForImageTextToText.register(TheWorldConfig, TheWorld)
-AutoProcessor.register(TheWorldConfig, TheWorldProcessor)  # Gemma3Processor folders load as Gemma 3's
-# Gemma 3 checkpoints on the Hub use the older key layout (language_model.model.*): map it as Gemma 3 does.
-register_checkpoint_conversion_mapping("theworld", get_checkpoint_conversion_mapping("gemma3"))
+
+@cache
+def register() -> None:
+    """Register TheWorld's config, model and processor with transformers' Auto classes (their modules do it)."""
+    for module in ("configuration_theworld", "modeling_theworld", "processing_theworld"):
+        import_module(f"{__name__}.{module}")
+
+
+def __getattr__(name: str) -> Any:
+    value = _lazy_getattr(name)
+    register()
+    return value

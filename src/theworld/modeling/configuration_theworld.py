@@ -3,7 +3,8 @@
 from typing import Any
 
 from huggingface_hub.dataclasses import strict
-from transformers import Gemma3Config
+from transformers import AutoConfig, Gemma3Config
+from transformers.conversion_mapping import get_checkpoint_conversion_mapping, register_checkpoint_conversion_mapping
 
 __all__ = ["TINY_WAN_VAE", "TheWorldConfig"]
 
@@ -124,3 +125,9 @@ class TheWorldConfig(Gemma3Config):
         fields.setdefault("world_token_id", first + 2)
         fields.update(world_kwargs)
         return cls(**fields)
+
+
+# Defining the class registers it, so `AutoConfig` reads TheWorld folders however this module was reached; Gemma 3
+# checkpoints on the Hub use the older key layout (language_model.model.*): mapped as Gemma 3 maps it.
+AutoConfig.register("theworld", TheWorldConfig)
+register_checkpoint_conversion_mapping("theworld", get_checkpoint_conversion_mapping("gemma3"))

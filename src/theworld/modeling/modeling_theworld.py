@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from transformers import AutoModelForImageTextToText
 from transformers.modeling_outputs import ModelOutput
 
+import theworld.modeling.processing_theworld  # noqa: F401 - registers the processor `model.processor` loads
 from theworld.media import load_image
 from theworld.modeling.configuration_theworld import TheWorldConfig
 from theworld.modeling.loading import HUB_KWARGS, download_checkpoint, load_pretrained
@@ -381,3 +383,8 @@ def _replace_prompt(output, input_ids: torch.LongTensor, merged_length: int):
         output.sequences = sequences
         return output
     return sequences
+
+
+# Defining the model registers it (and its processor, imported above): the Auto classes load TheWorld folders
+# however the model was reached.
+AutoModelForImageTextToText.register(TheWorldConfig, TheWorld)

@@ -4,8 +4,9 @@ log-mel features (transformers' `Gemma3nAudioFeatureExtractor`). Unlike Gemma 3n
 follows the clip's length, so a two-second question costs a tiny model 25 tokens, not 188."""
 
 import numpy as np
-from transformers import Gemma3nAudioFeatureExtractor, Gemma3Processor
+from transformers import AutoProcessor, Gemma3nAudioFeatureExtractor, Gemma3Processor
 
+from theworld.modeling.configuration_theworld import TheWorldConfig
 from theworld.modeling.processing import GEMMA3_CHAT_TEMPLATE
 from theworld.omni.audio import MAX_AUDIO_SECONDS, SAMPLING_RATE
 from theworld.omni.audio_encoder import audio_token_count
@@ -96,3 +97,7 @@ def add_hearing_to_processor(processor: Gemma3Processor, audio_reduction_factor:
         image_seq_length=processor.image_seq_length,
         audio_reduction_factor=audio_reduction_factor,
     )
+
+
+# Defining the processor registers it; Gemma3Processor folders still load as Gemma 3's.
+AutoProcessor.register(TheWorldConfig, TheWorldProcessor)

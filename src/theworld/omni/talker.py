@@ -15,7 +15,15 @@ from pathlib import Path
 import numpy as np
 import torch
 from huggingface_hub.dataclasses import strict
-from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, LogitsProcessor, LogitsProcessorList
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    LlamaConfig,
+    LlamaForCausalLM,
+    LogitsProcessor,
+    LogitsProcessorList,
+)
 
 from theworld.omni.codec import MelCodec
 
@@ -154,3 +162,8 @@ class Speaker:
         ):  # huggingface_hub's mixin prints on local loads; stdout is the answer
             codec = MelCodec.from_pretrained(folder / "codec")
         return cls(talker, tokenizer, codec)
+
+
+# Defining the talker registers it, so a checkpoint's talker/ folder loads through the Auto classes.
+AutoConfig.register("theworld_talker", TalkerConfig)
+AutoModelForCausalLM.register(TalkerConfig, Talker)
