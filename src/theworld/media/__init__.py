@@ -23,7 +23,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
         "files": ["usual_mode", "write_atomically", "write_folder_atomically"],
         "frames": ["to_model_range", "to_uint8"],
         "image": ["MAX_IMAGE_PIXELS", "decode_image", "load_image"],
-        "video": ["decode_video", "load_video"],
+        "video": ["decode_video", "load_video", "probe_video"],
         "writers": ["save_strip_and_gif", "write_gif", "write_mp4"],
     },
 )

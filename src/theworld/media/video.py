@@ -14,7 +14,7 @@ import numpy as np
 
 from theworld.media.errors import MediaError, require_file
 
-__all__ = ["decode_video", "evenly_spaced", "load_video"]
+__all__ = ["decode_video", "evenly_spaced", "load_video", "probe_video"]
 
 Choice = Callable[[int], Sequence[int]]
 
@@ -24,15 +24,17 @@ def evenly_spaced(count: int, num_frames: int) -> list[int]:
     return np.linspace(0, count - 1, num=min(num_frames, count)).round().astype(int).tolist()
 
 
-def _frame_count(path: Path) -> int:
-    """The first video stream's frame count: the container's, or its packets counted without decoding them."""
+def probe_video(path: "str | Path") -> tuple[int, int, int]:
+    """(frames, width, height) of the first video stream, from the container: its frame count, or its packets
+    counted without decoding them. No video stream raises `MediaError`; PyAV's own errors pass through."""
     import av
 
     with av.open(str(path)) as container:
         if not container.streams.video:
             raise MediaError("it has no video stream, only " + _stream_kinds(container))
         stream = container.streams.video[0]
-        return stream.frames or sum(1 for packet in container.demux(stream) if packet.size)
+        frames = stream.frames or sum(1 for packet in container.demux(stream) if packet.size)
+        return frames, stream.codec_context.width, stream.codec_context.height
 
 
 def _stream_kinds(container) -> str:
@@ -72,7 +74,7 @@ def decode_video(path: Path, choose: Choice) -> np.ndarray:
     import av
 
     try:
-        expected = _frame_count(path)
+        expected = probe_video(path)[0]
         chosen, count = _decode_chosen(path, list(choose(expected)))
         if count != expected:  # the container's count was wrong: choose from the frames that are really there
             chosen, _ = _decode_chosen(path, list(choose(count)))

@@ -1,8 +1,8 @@
 """Gemma 3 checkpoints shipped as GGUF: find the file, convert it once, load it fast.
 
-transformers reads a GGUF with `gguf_file=`, dequantizing every tensor to fp32 (about 40 s for
-Gemma 3 270M, tokenizer included). We do that once and save the result as a plain safetensors
-folder, keyed by the file's sha256, so later loads take about a second:
+transformers reads a GGUF with `gguf_file=`, dequantizing every tensor to fp32, which is slow
+(docs/real-gemma.md). We do that once and save the result as a plain safetensors folder, keyed
+by the file's sha256, so later loads read safetensors only:
 
     folder = convert_gguf_to_folder(resolve_gguf("gemma-3-270m"))
     model = Gemma3ForCausalLM.from_pretrained(folder)

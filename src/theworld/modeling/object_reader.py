@@ -120,8 +120,8 @@ class ObjectFacts(nn.Module):
 
     def features(self, courses: torch.Tensor) -> torch.Tensor:
         """A course and its mean speed over the next 1 ... max_steps frames, which "which will move faster"
-        compares, so the pair head need not learn a norm. Measured, they did not move it (71% held out with or
-        without them, on 800 clips; 75% on 2000): the velocities the detector reads from latents are the limit."""
+        compares, so the pair head need not learn a norm (docs/toyworld.md: the velocities the detector reads from
+        latents, not the norm, limit that fact)."""
         velocities = courses.unflatten(-1, (self.max_steps + 1, self.state_size))[..., 1:, -2:]
         speeds = velocities.norm(dim=-1).cumsum(-1) / torch.arange(1, self.max_steps + 1, device=courses.device)
         return torch.cat([courses, speeds], dim=-1)

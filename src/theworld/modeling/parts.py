@@ -15,7 +15,6 @@ from torch import nn
 from transformers import AutoProcessor, Gemma3ForConditionalGeneration, Gemma3Model
 from transformers.models.gemma3.modeling_gemma3 import Gemma3PreTrainedModel
 
-from theworld.media import load_image
 from theworld.modeling.configuration_theworld import TheWorldConfig
 from theworld.modeling.dynamics import ZeroConv2d, build_dynamics
 from theworld.modeling.input_checks import check_pixel_values, check_prompt_length
@@ -175,16 +174,6 @@ class TheWorldParts(Gemma3ForConditionalGeneration):
         clips = frames if frames.dim() == 5 else frames.unsqueeze(1)
         latents = self.world_encoder.encode(clips.to(self.device, self.dtype))
         return torch.cat([latents[:, -1:], self.dynamics.rollout(latents, num_world_steps)], dim=1)
-
-    @torch.no_grad()
-    def imagine_image(self, image, num_world_steps: int | None = None) -> torch.Tensor:
-        """Latents of one image (a path, a PIL image or an HxWx3 uint8 array) and its imagined future,
-        (1, 1 + k, C, h, w), checked as `generate` checks its steps: `generate(world_latents=...)` answers with
-        them and `world_encoder.decode` draws them, so one imagining serves both."""
-        steps = self.config.num_world_steps if num_world_steps is None else num_world_steps
-        self.check_world_steps(steps)
-        pixel_values = self.processor.image_processor(images=[load_image(image)], return_tensors="pt")["pixel_values"]
-        return self.imagine(pixel_values, steps)
 
     def encode_world(self, pixel_values: torch.Tensor, num_world_steps: int) -> torch.Tensor:
         """World token embeddings for each image: (N, (1 + k) * tokens_per_world_step, hidden)."""

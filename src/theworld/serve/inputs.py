@@ -14,7 +14,7 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from theworld.media import MediaError, load_image, load_video
+from theworld.media import MediaError, load_image, load_video, probe_video
 from theworld.omni.audio import resample
 from theworld.serve.errors import APIError, too_large
 from theworld.serve.limits import (
@@ -161,16 +161,12 @@ def read_video(source: BinaryIO, settings: ServerSettings, param: str) -> np.nda
 
 
 def _probe_video(path: str, param: str) -> tuple[int, int, int]:
-    """(frames, width, height) from the container; where it stores no frame count, its packets are counted."""
+    """(frames, width, height) from the container (`probe_video`): no frame is decoded."""
     import av
 
     try:
-        with av.open(path) as container:
-            if not container.streams.video:
-                raise APIError(400, f"{param}: the file has no video stream; send an MP4, WebM or GIF", param)
-            stream = container.streams.video[0]
-            # Counting packets reads the container, not the pictures: no frame is decoded.
-            frames = stream.frames or sum(1 for packet in container.demux(stream) if packet.size)
-            return frames, stream.codec_context.width, stream.codec_context.height
+        return probe_video(path)
+    except MediaError:
+        raise APIError(400, f"{param}: the file has no video stream; send an MP4, WebM or GIF", param) from None
     except (av.error.FFmpegError, OSError, ValueError):
         raise APIError(400, f"{param}: not a video the server can read; send an MP4, WebM or GIF", param) from None
