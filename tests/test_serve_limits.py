@@ -137,6 +137,14 @@ def test_refusals_name_the_problem_and_the_flag(served, row: Row):
     assert row.fragment.lower() in error["message"].lower(), error
 
 
+def test_a_body_that_is_not_json_is_named_as_such(served):
+    response = httpx.post(
+        f"{served().base_url}/chat/completions", content=b"{bad json", headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400, response.text
+    assert "not valid JSON" in response.json()["error"]["message"]
+
+
 def test_an_oversize_body_is_refused_before_it_is_read(served):
     server = served(**TIGHT)
 

@@ -57,6 +57,11 @@ def install_error_handlers(app: FastAPI) -> None:
     async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
         # Of a union's failed branches, the deepest names the field at fault (not "content should be a string").
         first = max(error.errors(), key=lambda e: len(e.get("loc", ())))
+        if first.get("type") == "json_invalid":  # its loc is a character offset, not a field
+            where = first.get("loc", ("body", "?"))[-1]
+            return APIError(
+                400, f"the request body is not valid JSON (at character {where}); send a JSON object"
+            ).response()
         param = _field(tuple(first.get("loc", ())))
         message = first.get("msg", "invalid request")
         return APIError(400, f"{param}: {message}" if param else message, param).response()
