@@ -9,7 +9,16 @@ baseline) and training only has to learn the change.
 import torch
 from torch import nn
 
-__all__ = ["ConvDynamics", "WorldDynamics", "ZeroConv2d", "build_dynamics"]
+__all__ = ["SAMPLING_ARGUMENTS", "ConvDynamics", "WorldDynamics", "ZeroConv2d", "build_dynamics"]
+
+# The per-call settings of a diffusion dynamics that `generate`, `ask` and `imagine` take, by the `rollout` keyword
+# each becomes: denoising steps, classifier-free guidance scale, the seed of the noise, and a text prompt.
+SAMPLING_ARGUMENTS = {
+    "world_denoising_steps": "denoising_steps",
+    "world_guidance": "guidance",
+    "world_seed": "seed",
+    "world_prompt": "prompt",
+}
 
 
 class ZeroConv2d(nn.Conv2d):
@@ -29,8 +38,15 @@ class WorldDynamics(nn.Module):
     def step(self, latents: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def rollout(self, latents: torch.Tensor, num_steps: int) -> torch.Tensor:
-        """Imagine `num_steps` future frames: (B, T, C, h, w) -> (B, num_steps, C, h, w)."""
+    def rollout(self, latents: torch.Tensor, num_steps: int, **sampling) -> torch.Tensor:
+        """Imagine `num_steps` future frames: (B, T, C, h, w) -> (B, num_steps, C, h, w). `sampling` settings
+        (denoising steps, guidance, seed) belong to a diffusion dynamics; this one is deterministic."""
+        if any(value is not None for value in sampling.values()):
+            names = ", ".join(f"world_{name}" for name, value in sampling.items() if value is not None)
+            raise ValueError(
+                f"{names} apply to a diffusion dynamics (dynamics_config type 'cosmos'); this model's dynamics is "
+                f"{type(self).__name__}, which imagines deterministically: leave them out"
+            )
         history, imagined = latents, []
         for _ in range(num_steps):
             next_latent = self.step(history[:, -self.context_frames :])
@@ -89,9 +105,14 @@ class ConvDynamics(WorldDynamics):
 
 
 def build_dynamics(latent_channels: int, dynamics_config: dict) -> WorldDynamics:
-    """Build the dynamics model a config names (only "conv" so far)."""
+    """Build the dynamics model a config names: "conv" (the default) or "cosmos" (a Cosmos predictor's
+    transformer and scheduler, `theworld.modeling.cosmos_dynamics`)."""
     settings = dict(dynamics_config)
     kind = settings.pop("type", "conv")
+    if kind == "cosmos":
+        from theworld.modeling.cosmos_dynamics import CosmosDynamics  # diffusers' pipelines load only for it
+
+        return CosmosDynamics(latent_channels, **settings)
     if kind != "conv":
-        raise ValueError(f"Unknown dynamics type {kind!r}; available: 'conv'")
+        raise ValueError(f"Unknown dynamics type {kind!r}; available: 'conv', 'cosmos'")
     return ConvDynamics(latent_channels, **settings)

@@ -22,6 +22,7 @@ from huggingface_hub import snapshot_download
 from transformers import AutoConfig, AutoProcessor, Gemma3Config, Gemma3ForCausalLM, PreTrainedModel
 
 from theworld.modeling.configuration_theworld import TheWorldConfig
+from theworld.modeling.dynamics import build_dynamics
 from theworld.modeling.gguf import GGUF_MODELS, convert_gguf_to_folder, is_base_gguf, resolve_gguf
 from theworld.modeling.names import locate_model
 from theworld.modeling.presets import SMALL_SIGLIP
@@ -29,7 +30,9 @@ from theworld.modeling.world_encoder import VAE_CLASSES
 
 __all__ = [
     "HUB_KWARGS",
+    "WORLD_SIZES",
     "CheckpointSummary",
+    "attach_cosmos_dynamics",
     "attach_new_world",
     "check_weights",
     "describe_checkpoint",
@@ -40,6 +43,16 @@ __all__ = [
 
 # The keyword arguments of `from_pretrained` that say where and how to fetch files from the Hub.
 HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision")
+# The world's sizes `from_pretrained` takes for a Gemma 3 checkpoint that gets a fresh world (e.g. a preset's,
+# `presets.preset_world`); a saved TheWorld has its own in its config.
+WORLD_SIZES = (
+    "world_image_size",
+    "world_pool",
+    "world_projector_hidden_size",
+    "max_world_steps",
+    "num_world_steps",
+    "dynamics_config",
+)
 
 # Files that hold pickles: transformers' and PyTorch's usual names for weights saved with torch.save.
 _PICKLE_SUFFIXES = (".bin", ".bin.index.json", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
@@ -105,9 +118,17 @@ def load_pretrained(
     cosmos_subfolder: str | None,
     world_encoder_type: str,
     config: TheWorldConfig | None,
+    dynamics_type: str | None = None,
     **kwargs: Any,
 ) -> PreTrainedModel:
     """`TheWorld.from_pretrained` (see there); `transformers_from_pretrained` is transformers' own, bound to `cls`."""
+    if dynamics_type not in (None, "cosmos"):
+        raise ValueError(f"dynamics_type must be 'cosmos' (or left out), got {dynamics_type!r}")
+    if dynamics_type == "cosmos" and cosmos_model_name is None:
+        raise ValueError(
+            "dynamics_type='cosmos' needs cosmos_model_name=, the Cosmos-Predict2 or Predict2.5 diffusers folder "
+            "(or Hub id) whose transformer and scheduler imagine the future"
+        )
     hub_kwargs = {key: kwargs[key] for key in HUB_KWARGS if key in kwargs}
     gguf_file = kwargs.pop("gguf_file", None)
     if gguf_file is not None:
@@ -132,6 +153,7 @@ def load_pretrained(
             config.enable_world = enable_world
     elif config.model_type == "gemma3":
         world = {"enable_world": True if enable_world is None else enable_world}
+        world.update({key: kwargs.pop(key) for key in WORLD_SIZES if key in kwargs})
         if cosmos_model_name is not None:
             world["world_encoder_type"] = world_encoder_type
             world["world_encoder_config"] = _vae_config(
@@ -151,7 +173,27 @@ def load_pretrained(
         attach_new_world(model, cosmos_model_name, cosmos_subfolder, hub_kwargs)
     elif config.enable_world:
         model.world_encoder.restore_derived_buffers()
+    if dynamics_type == "cosmos":
+        attach_cosmos_dynamics(model, cosmos_model_name, hub_kwargs)
     return model
+
+
+def attach_cosmos_dynamics(model: PreTrainedModel, folder: str, hub_kwargs: dict) -> None:
+    """Make a Cosmos predictor's transformer and scheduler (a Cosmos-Predict2/2.5 diffusers folder or Hub id) the
+    model's dynamics, with the prompt embeddings of the folder's text encoder (`cosmos_dynamics`)."""
+    from theworld.modeling.cosmos_dynamics import cosmos_dynamics_config
+
+    if not model.config.enable_world:
+        raise ValueError("dynamics_type='cosmos' needs the world model; load with enable_world=True")
+    from accelerate import init_empty_weights
+
+    reference = model.lm_head.weight
+    dynamics_config, weights = cosmos_dynamics_config(folder, dtype=reference.dtype, **hub_kwargs)
+    with init_empty_weights():  # the loaded transformer's tensors are the weights: no second, random copy
+        dynamics = build_dynamics(model.world_encoder.latent_channels, dynamics_config)
+    dynamics.load_state_dict(weights, strict=False, assign=True)  # prompt embeddings: zeros without a text encoder
+    model.dynamics = dynamics.to(device=reference.device, dtype=reference.dtype)
+    model.config.dynamics_config = dynamics_config
 
 
 def _from_text_checkpoint(

@@ -21,23 +21,14 @@ from transformers.modeling_outputs import ModelOutput
 import theworld.modeling.processing_theworld  # noqa: F401 - registers the processor `model.processor` loads
 from theworld.media import load_image
 from theworld.modeling.configuration_theworld import TheWorldConfig
+from theworld.modeling.fast_decode import check_fast_decode, prepare_fast_decode
 from theworld.modeling.loading import HUB_KWARGS, download_checkpoint, load_pretrained
 from theworld.modeling.object_reader import latest_image
 from theworld.modeling.parts import TheWorldParts
+from theworld.modeling.world_arguments import WORLD_ARGUMENTS, pop_sampling, pop_world_arguments, requested_new_tokens
 from theworld.modeling.world_blocks import insert_world_blocks
 
 __all__ = ["WORLD_ARGUMENTS", "TheWorld", "WorldInputs"]
-
-# The arguments `forward` names beyond Gemma 3's, which `generate` takes through its kwargs (see
-# `build_world_inputs`): imagined frames per image, the plain Gemma 3 ablation, cached latents and readings, speech.
-WORLD_ARGUMENTS = (
-    "num_world_steps",
-    "skip_world_tokens",
-    "world_latents",
-    "world_object_states",
-    "input_features",
-    "input_features_mask",
-)
 
 
 @dataclass
@@ -68,19 +59,20 @@ class TheWorld(TheWorldParts):
         input_features: torch.Tensor | None = None,
         input_features_mask: torch.Tensor | None = None,
         world_object_states: torch.Tensor | None = None,
+        world_sampling: dict | None = None,
     ) -> WorldInputs:
         """Insert a world block before every `<start_of_image>` and embed the whole prompt.
 
         `world_latents` (N, 1 + k, C, h, w), when given, replace encoding and imagining from `pixel_values`
         (training caches them), and `world_object_states` (N, 1 + k, objects, state) the object reader's
-        reading of them (training caches it too, while the reader's detector is frozen). Rows keep their padding
-        side (`insert_world_blocks`).
+        reading of them (training caches it too, while the reader's detector is frozen). `world_sampling` holds a
+        diffusion dynamics' per-call settings (`imagine`). Rows keep their padding side (`insert_world_blocks`).
         """
         if input_ids is None:
             raise ValueError("World-aware calls need input_ids (the world tokens are placed by token position)")
         pixel_values = pixel_values.to(self.dtype)
         if world_latents is None:
-            world_latents = self.imagine(pixel_values, num_world_steps)
+            world_latents = self.imagine(pixel_values, num_world_steps, **(world_sampling or {}))
         if world_object_states is not None:
             world_object_states = world_object_states[:, : num_world_steps + 1].to(self.dtype)
         world_embeds, courses = self.project_world(
@@ -126,6 +118,7 @@ class TheWorld(TheWorldParts):
         input_features: torch.Tensor | None = None,
         input_features_mask: torch.Tensor | None = None,
         world_object_states: torch.Tensor | None = None,
+        world_sampling: dict | None = None,
     ) -> WorldInputs | None:
         """The embedded prompt of a world or speech call, shared by `forward` and `generate`: its world blocks
         (when `_world_steps` says this call has a world) and its audio tokens; without a world, no token moves.
@@ -142,6 +135,7 @@ class TheWorld(TheWorldParts):
                 input_features=input_features,
                 input_features_mask=input_features_mask,
                 world_object_states=world_object_states,
+                world_sampling=world_sampling,
             )
         if input_features is None:
             return None
@@ -169,12 +163,14 @@ class TheWorld(TheWorldParts):
         world_object_states: torch.Tensor | None = None,
         input_features: torch.Tensor | None = None,
         input_features_mask: torch.Tensor | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
         **kwargs,
     ):
         """Gemma 3's forward; with the world on, the logits (and loss) are for the caller's own tokens: the
         world positions are dropped from the output, so `logits[:, i]` always follows `input_ids[:, i]`.
         `world_latents` may carry precomputed latents of the current and imagined frames, and
-        `world_object_states` the object reader's reading of them (see `build_world_inputs`)."""
+        `world_object_states` the object reader's reading of them (see `build_world_inputs`). `logits_to_keep`
+        is Gemma 3's: `generate` asks for the last position only, so the output layer skips the rest."""
         prefilled = inputs_embeds is not None or (past_key_values is not None and past_key_values.get_seq_length())
         world = None
         if not prefilled:  # decode steps read the world and speech tokens from the cache
@@ -201,9 +197,17 @@ class TheWorld(TheWorldParts):
                 token_type_ids=token_type_ids,
                 inputs_embeds=inputs_embeds,
                 labels=labels,
+                logits_to_keep=logits_to_keep,
                 **kwargs,
             )
-        kwargs.pop("logits_to_keep", None)  # the output is gathered back to the caller's positions instead
+        text_positions = world.text_positions
+        merged_length = world.inputs_embeds.shape[1]
+        if isinstance(logits_to_keep, int) and logits_to_keep > 0 and labels is None:
+            tail = torch.arange(merged_length - logits_to_keep, merged_length, device=text_positions.device)
+            if bool((text_positions[:, -logits_to_keep:] == tail).all()):
+                # The caller's last tokens end every merged row (world blocks come before images, never last):
+                # Gemma 3 computes the output layer at those positions only, and they need no gathering.
+                kwargs["logits_to_keep"], text_positions = logits_to_keep, None
         if world.world_steps is not None or position_ids is None:
             # World blocks move every later position, and hidden fillers take none: positions count what attention
             # sees, as generate counts them from the attention mask.
@@ -216,8 +220,9 @@ class TheWorld(TheWorldParts):
             past_key_values=past_key_values,
             **kwargs,
         )
-        index = world.text_positions.unsqueeze(-1).expand(-1, -1, outputs.logits.shape[-1])
-        outputs.logits = outputs.logits.gather(1, index)
+        if text_positions is not None:
+            index = text_positions.unsqueeze(-1).expand(-1, -1, outputs.logits.shape[-1])
+            outputs.logits = outputs.logits.gather(1, index)
         if labels is not None:
             outputs.loss = self.loss_function(
                 logits=outputs.logits, labels=labels, vocab_size=self.config.text_config.vocab_size
@@ -248,15 +253,16 @@ class TheWorld(TheWorldParts):
     ):
         """transformers' `generate`, plus `num_world_steps` (imagined future frames per image, default
         `config.num_world_steps`), `skip_world_tokens` (the plain Gemma 3 ablation) and `world_latents`
-        (precomputed, e.g. `imagine` of a video clip). Every decoding mode of `generate` works; the output
-        starts with the caller's `input_ids`, as in Gemma 3."""
-        arguments = _pop_world_arguments(kwargs)
+        (precomputed, e.g. `imagine` of a video clip); with a Cosmos dynamics, `world_denoising_steps`,
+        `world_guidance`, `world_seed` and `world_prompt` set its sampling for this call. Every decoding mode of
+        `generate` works; the output starts with the caller's `input_ids`, as in Gemma 3."""
+        arguments = pop_world_arguments(kwargs)
         self.check_inputs(
             input_ids,
             pixel_values,
             arguments.get("num_world_steps"),
             arguments.get("skip_world_tokens", False),
-            _max_new_tokens(kwargs),
+            requested_new_tokens(kwargs),
         )
         # World and speech tokens are embedded once here; every generate step reads them from the KV cache.
         world = self._merge_inputs(input_ids, pixel_values, attention_mask, token_type_ids, **arguments)
@@ -311,8 +317,9 @@ class TheWorld(TheWorldParts):
             self.check_inputs(
                 inputs["input_ids"], pixel_values, steps, max_new_tokens=generation_kwargs["max_new_tokens"]
             )
+            sampling = pop_sampling(generation_kwargs)
             with torch.no_grad():
-                latents = generation_kwargs["world_latents"] = self.imagine(pixel_values, steps)
+                latents = generation_kwargs["world_latents"] = self.imagine(pixel_values, steps, **sampling)
         output = self.generate(**inputs, num_world_steps=num_world_steps, **generation_kwargs)
         answer = self.processor.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True).strip()
         return (answer, latents) if return_world_latents else answer
@@ -328,11 +335,18 @@ class TheWorld(TheWorldParts):
         cosmos_subfolder: str | None = "vae",
         world_encoder_type: str = "wan",
         config: TheWorldConfig | None = None,
+        dynamics_type: str | None = None,
+        quantization: str | None = None,
+        compile: bool = False,
         **kwargs,
     ) -> "TheWorld":
         """Load (a) a saved TheWorld, or (b) a Gemma 3 checkpoint with fresh world parts (and the VAE weights
-        of `cosmos_model_name` when given), from a local folder or a Hub id (cache, HF_HUB_OFFLINE, token)."""
-        return load_pretrained(
+        of `cosmos_model_name` when given), from a local folder or a Hub id (cache, HF_HUB_OFFLINE, token).
+        `dynamics_type="cosmos"` makes the transformer and scheduler of `cosmos_model_name` (a Cosmos-Predict2/2.5
+        diffusers folder) the dynamics (`theworld.modeling.cosmos_dynamics`). `quantization="int8"` shrinks the
+        weights CPU decoding reads; `compile=True` compiles the decoder layers (`theworld.modeling.fast_decode`)."""
+        check_fast_decode(quantization, compile)
+        model = load_pretrained(
             cls,
             super().from_pretrained,
             pretrained_model_name_or_path,
@@ -342,25 +356,16 @@ class TheWorld(TheWorldParts):
             cosmos_subfolder=cosmos_subfolder,
             world_encoder_type=world_encoder_type,
             config=config,
+            dynamics_type=dynamics_type,
             **kwargs,
         )
+        return prepare_fast_decode(model, quantization, compile)
 
     @classmethod
     def from_checkpoint_hub(cls, repo_id: str, checkpoint_name: str | None = None, **kwargs) -> "TheWorld":
         """Load a training checkpoint folder (e.g. "checkpoint-1000") stored inside a Hub repo."""
         hub_kwargs = {key: kwargs.pop(key) for key in HUB_KWARGS if key in kwargs}
         return cls.from_pretrained(download_checkpoint(repo_id, checkpoint_name, hub_kwargs), **kwargs)
-
-
-def _pop_world_arguments(kwargs: dict) -> dict:
-    """TheWorld's own arguments of `forward` and `generate`, taken out of the ones Gemma 3 passes on."""
-    return {name: kwargs.pop(name) for name in WORLD_ARGUMENTS if name in kwargs}
-
-
-def _max_new_tokens(kwargs: dict) -> int | None:
-    """The new tokens a `generate` call asks for, when it says (else the model's generation config decides)."""
-    config = kwargs.get("generation_config")
-    return kwargs.get("max_new_tokens") or getattr(config, "max_new_tokens", None)
 
 
 def _positions(attention_mask: torch.Tensor) -> torch.LongTensor:

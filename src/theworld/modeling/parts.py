@@ -167,13 +167,21 @@ class TheWorldParts(Gemma3ForConditionalGeneration):
         context = self.config.text_config.max_position_embeddings
         check_prompt_length(input_ids, self.config.boi_token_id, block, max_new_tokens, context)
 
-    def imagine(self, frames: torch.Tensor, num_world_steps: int) -> torch.Tensor:
+    def imagine(self, frames: torch.Tensor, num_world_steps: int, **sampling) -> torch.Tensor:
         """Latents of the current frame and its imagined future: images (N, 3, H, W) or clips (N, T, 3, H, W) in
         [-1, 1] -> (N, 1 + k, C, h, w). A clip's last frame is the current one; its earlier frames are the
-        dynamics' context."""
+        dynamics' context. `sampling` (`denoising_steps`, `guidance`, `seed`) reaches a diffusion dynamics."""
         clips = frames if frames.dim() == 5 else frames.unsqueeze(1)
         latents = self.world_encoder.encode(clips.to(self.device, self.dtype))
-        return torch.cat([latents[:, -1:], self.dynamics.rollout(latents, num_world_steps)], dim=1)
+        return torch.cat([latents[:, -1:], self.dynamics.rollout(latents, num_world_steps, **sampling)], dim=1)
+
+    def draw_world(self, latents: torch.Tensor) -> torch.Tensor:
+        """The frames of `imagine`'s latents (N, 1 + k, C, h, w), as (N, F, 3, H, W) in [-1, 1]: one per latent
+        frame, or, when the dynamics' latent frames pack several frames (a Cosmos predictor on the Wan VAE), the
+        whole video the VAE decodes from them (1 + 4k frames)."""
+        if getattr(self.dynamics, "frames_per_step", 1) > 1:
+            return self.world_encoder.decode_video(latents)
+        return self.world_encoder.decode(latents)
 
     def encode_world(self, pixel_values: torch.Tensor, num_world_steps: int) -> torch.Tensor:
         """World token embeddings for each image: (N, (1 + k) * tokens_per_world_step, hidden)."""

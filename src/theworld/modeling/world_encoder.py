@@ -74,6 +74,14 @@ class WorldEncoder(nn.Module):
         frames = self.vae.decode(flat.unsqueeze(2)).sample[:, :, 0].clamp(-1, 1)
         return frames.unflatten(0, (batch, steps))
 
+    def decode_video(self, latents: torch.Tensor) -> torch.Tensor:
+        """Normalised latents (B, T, C, h, w) of one latent video (a first frame, then latent frames that each
+        pack the VAE's temporal factor of frames, as a Cosmos predictor makes them) -> its frames
+        (B, F, 3, H, W) in [-1, 1], F = 1 + factor x (T - 1)."""
+        video = latents.transpose(1, 2).to(self.vae.dtype)
+        video = video * self.latents_std.view(1, -1, 1, 1, 1) + self.latents_mean.view(1, -1, 1, 1, 1)
+        return self.vae.decode(video).sample.clamp(-1, 1).transpose(1, 2)
+
 
 def _channel_stat(values: list[float] | None, channels: int, default: float) -> torch.Tensor:
     if values is None:

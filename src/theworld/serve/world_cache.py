@@ -50,8 +50,9 @@ class WorldCache:
 
     @torch.no_grad()
     def frames(self, latents: torch.Tensor) -> list[list[str]]:
-        """Each image's frames (its own, then the imagined ones) as PNG data URIs."""
-        drawn = to_uint8(self.model.world_encoder.decode(latents))
+        """Each image's frames (its own, then the imagined ones) as PNG data URIs: `draw_world`'s, so a Cosmos
+        predictor's latent frames become the whole video they pack."""
+        drawn = to_uint8(self.model.draw_world(latents))
         return [[_png(frame) for frame in image] for image in drawn]
 
 

@@ -1,0 +1,112 @@
+"""Smaller weights for decoding on a CPU: `quantize(model, "int8")`.
+
+Decoding one token reads every weight of the language model once, so on a CPU its speed is the memory bandwidth
+divided by the weight bytes. Gemma 3's tied 262k-row embedding, which is also the output projection, is most of
+those bytes (168M of Gemma 3 270M's 268M parameters). `quantize` shrinks what each token reads:
+
+- the output projection becomes int8 (one scale per vocabulary row), a quarter of its fp32 bytes; the embedding
+  lookup keeps the fp32 table, since a lookup reads one row;
+- every linear layer of the language model keeps its weights in fp16, half of their fp32 bytes, and computes in
+  fp32.
+
+Both run on PyTorch's fbgemm kernels (`torch.ops.quantized`), the ones that read int8 and fp16 weights at memory
+speed on any x86 CPU with AVX2. Why these and not others, measured on Gemma 3 270M (docs/real-gemma.md):
+
+- the int8 weight-only kernels of torch (`_weight_int8pack_mm`, `_weight_int4pack_mm_for_cpu`) and of torchao run
+  far below memory speed on CPUs without AVX-512, slower than the fp32 weights they replace;
+- fbgemm's int8 layers round the activations to 8 bits with one scale per row. Gemma's hidden activations have
+  outliers that this rounding destroys inside the layers (greedy text diverges), but the output projection's
+  input is normalised and survives it, so int8 is used there only. The full 8-bit activation range is kept
+  (`reduce_range=False`), which halves the divergence from fp32 against the 7-bit default.
+
+The model stays a transformers model (generate, the KV cache and the world tokens all work unchanged); it is for
+inference: save the fp32 model, and quantize after loading.
+"""
+
+import warnings
+
+import torch
+from torch import nn
+
+__all__ = ["QUANTIZATIONS", "check_quantization", "quantize"]
+
+QUANTIZATIONS = ("int8",)
+
+
+class Int8Linear(nn.Module):
+    """`x @ weight.T` with int8 weights (a scale per output row) and 8-bit dynamic activations (fbgemm)."""
+
+    def __init__(self, weight: torch.Tensor):
+        super().__init__()
+        weight = weight.detach().float()
+        scales = (weight.abs().amax(dim=1) / 127).clamp(min=torch.finfo(torch.float32).tiny).double()
+        zero_points = torch.zeros(weight.shape[0], dtype=torch.long)
+        with warnings.catch_warnings():  # quantized tensors are deprecated; fbgemm's packed weights are what we keep
+            warnings.simplefilter("ignore")
+            quantized = torch.quantize_per_channel(weight, scales, zero_points, 0, torch.qint8)
+            self.packed = torch.ops.quantized.linear_prepack(quantized, None)
+        self.in_features, self.out_features = weight.shape[1], weight.shape[0]
+        self.nbytes = weight.numel() + 4 * weight.shape[0]  # what one call reads: the weights and their scales
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ops.quantized.linear_dynamic(x, self.packed, False)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, int8"
+
+
+class Float16Linear(nn.Module):
+    """`nn.Linear` with its weights stored in fp16 (fbgemm), computing in fp32."""
+
+    def __init__(self, linear: nn.Linear):
+        super().__init__()
+        bias = None if linear.bias is None else linear.bias.detach().float()
+        self.packed = torch.ops.quantized.linear_prepack_fp16(linear.weight.detach().float(), bias)
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        self.nbytes = 2 * linear.weight.numel() + (0 if bias is None else bias.nbytes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ops.quantized.linear_dynamic_fp16(x, self.packed)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, fp16 weights"
+
+
+def check_quantization(quantization: str | None) -> None:
+    """Refuse an unknown quantization, or one this PyTorch build has no kernels for, before any weight loads."""
+    if quantization is None:
+        return
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(
+            f"quantization={quantization!r} is not available; choose one of {list(QUANTIZATIONS)} or None "
+            "(int4 has no CPU kernel here that beats int8: see docs/real-gemma.md)"
+        )
+    if "fbgemm" not in torch.backends.quantized.supported_engines:
+        raise ValueError(
+            f"quantization={quantization!r} needs PyTorch's fbgemm kernels (x86 CPUs); this build has "
+            f"{torch.backends.quantized.supported_engines}: load the model without quantization"
+        )
+
+
+def quantize(model: nn.Module, quantization: str) -> nn.Module:
+    """Quantize a Gemma 3 (or TheWorld) language model in place for CPU decoding (see the module); returns it."""
+    check_quantization(quantization)
+    head = model.get_output_embeddings()
+    if not isinstance(head, nn.Linear) or head.weight.device.type != "cpu" or head.weight.dtype != torch.float32:
+        raise ValueError(
+            "quantization works on an fp32 model on the CPU; load it with dtype=torch.float32 and device 'cpu'"
+        )
+    decoder = model.get_decoder()
+    for module in list(decoder.modules()):
+        for name, child in list(module.named_children()):
+            if isinstance(child, nn.Linear):
+                setattr(module, name, Float16Linear(child))
+    model.set_output_embeddings(Int8Linear(head.weight))
+    model.save_pretrained = _refuse_to_save  # the packed weights are not in the state dict: a save would lose them
+    return model
+
+
+def _refuse_to_save(*args, **kwargs) -> None:
+    raise ValueError(
+        "This model is quantized for decoding and cannot be saved; save the model loaded without quantization"
+    )
