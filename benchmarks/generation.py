@@ -3,8 +3,10 @@
     OMP_NUM_THREADS=1 python benchmarks/generation.py            # tiny and ~100M random configs
     OMP_NUM_THREADS=1 python benchmarks/generation.py --sizes test
     OMP_NUM_THREADS=1 python benchmarks/generation.py --sizes shipped   # TheWorld-tiny, its trained weights
+    OMP_NUM_THREADS=1 python benchmarks/generation.py --sizes shipped --quantize int8   # both models int8
 
-Every figure in a row is measured in the same run, on the same weights and prompt:
+Every figure in a row is measured in the same run, on the same weights and prompt, as the min / median / max of
+`--repeats` runs after a warm-up:
 - decode ms/token of plain Gemma 3 (`Gemma3ForConditionalGeneration`) and of TheWorld with k world steps;
 - prefill ms, and the extra prefill cost per world token;
 - 64 new tokens through TheWorld's generate (world computed once, read from the KV cache) against a naive loop
@@ -13,6 +15,7 @@ Every figure in a row is measured in the same run, on the same weights and promp
 
 import argparse
 import os
+import statistics
 import time
 from pathlib import Path
 
@@ -22,9 +25,11 @@ from PIL import Image
 from transformers import AutoProcessor, Gemma3ForConditionalGeneration
 
 import theworld
+from theworld.modeling.fast_decode import prepare_fast_decode
 from theworld.modeling.modeling_theworld import TheWorld
 from theworld.modeling.presets import config_from_name
 from theworld.modeling.processing import build_processor, train_tokenizer
+from theworld.modeling.quantization import QUANTIZATIONS
 
 CORPUS = ["where will the red ball be after two steps? top left", "is the blue square falling? yes"] * 20
 SHIPPED = "shipped"  # the --sizes name of TheWorld-tiny itself (object reader, mentions, trained weights)
@@ -70,25 +75,33 @@ def build_shipped():
     return world, plain, inputs
 
 
-def timed(fn, repeats: int) -> float:
-    fn()  # warm-up
-    best = float("inf")
+def timed(fn, repeats: int) -> list[float]:
+    """Seconds of each of `repeats` calls, after a warm-up."""
+    fn()
+    times = []
     for _ in range(repeats):
         started = time.perf_counter()
         fn()
-        best = min(best, time.perf_counter() - started)
-    return best
+        times.append(time.perf_counter() - started)
+    return times
 
 
-def generation_times(model, inputs, new_tokens: int, repeats: int, **kwargs) -> tuple[float, float]:
-    """(prefill seconds, decode seconds per token), from generate with 1 and with 1 + new_tokens tokens."""
+def generation_times(model, inputs, new_tokens: int, repeats: int, **kwargs) -> tuple[list[float], list[float]]:
+    """(prefill seconds, decode seconds per token) of each run, from generate with 1 and with 1 + new_tokens
+    tokens."""
 
     def run(n):
         return lambda: model.generate(**inputs, max_new_tokens=n, min_new_tokens=n, do_sample=False, **kwargs)
 
-    prefill = timed(run(1), repeats)
-    total = timed(run(1 + new_tokens), repeats)
-    return prefill, (total - prefill) / new_tokens
+    prefills = timed(run(1), repeats)
+    totals = timed(run(1 + new_tokens), repeats)
+    return prefills, [(total - prefill) / new_tokens for total, prefill in zip(totals, prefills, strict=True)]
+
+
+def spread(values: list[float], scale: float = 1.0) -> str:
+    """min / median / max."""
+    low, mid, high = min(values), statistics.median(values), max(values)
+    return f"{scale * low:.2f} / {scale * mid:.2f} / {scale * high:.2f}"
 
 
 @torch.no_grad()
@@ -109,33 +122,36 @@ def benchmark_size(size: str, args: argparse.Namespace) -> None:
         world, plain, inputs = build_shipped()
     else:
         world, plain, inputs = build(size, args.vocab_size if size != "test" else 0)
+    if args.quantize:  # the same settings for both models
+        for model in (world, plain):
+            prepare_fast_decode(model, args.quantize)
     params = sum(p.numel() for p in world.parameters())
     world_tokens = (k + 1) * world.tokens_per_world_step + 2
+    runs = args.repeats
     with torch.no_grad():
-        plain_prefill, plain_decode = generation_times(plain, inputs, n, args.repeats)
-        world_prefill, world_decode = generation_times(world, inputs, n, args.repeats, num_world_steps=k)
-        cached = timed(lambda: world.generate(**inputs, max_new_tokens=n, min_new_tokens=n, num_world_steps=k), 1)
-        naive = timed(lambda: naive_generate(world, inputs, n, k), 1)
-    weight_bytes = sum(p.numel() * p.element_size() for p in plain.parameters())
+        plain_prefill, plain_decode = generation_times(plain, inputs, n, runs)
+        world_prefill, world_decode = generation_times(world, inputs, n, runs, num_world_steps=k)
+        cached = timed(lambda: world.generate(**inputs, max_new_tokens=n, min_new_tokens=n, num_world_steps=k), runs)
+        naive = timed(lambda: naive_generate(world, inputs, n, k), runs)
+    median = statistics.median
     print(
         f"\n== {size}: {params / 1e6:.1f}M parameters, prompt {inputs['input_ids'].shape[1]} tokens, "
-        f"{world_tokens} world tokens (k={k}), {n} new tokens"
+        f"{world_tokens} world tokens (k={k}), {n} new tokens, quantization {args.quantize}; "
+        f"min / median / max of {runs} runs, ratio of medians"
     )
-    print(f"{'':34}{'plain Gemma 3':>16}{'TheWorld':>16}{'ratio':>10}")
+    print(f"{'':28}{'plain Gemma 3':>26}{'TheWorld':>26}{'ratio':>9}")
     print(
-        f"{'decode ms/token':34}{1e3 * plain_decode:16.2f}{1e3 * world_decode:16.2f}"
-        f"{world_decode / plain_decode:10.3f}x"
+        f"{'decode ms/token':28}{spread(plain_decode, 1e3):>26}{spread(world_decode, 1e3):>26}"
+        f"{median(world_decode) / median(plain_decode):8.3f}x"
     )
     print(
-        f"{'prefill ms':34}{1e3 * plain_prefill:16.2f}{1e3 * world_prefill:16.2f}{world_prefill / plain_prefill:10.3f}x"
+        f"{'prefill ms':28}{spread(plain_prefill, 1e3):>26}{spread(world_prefill, 1e3):>26}"
+        f"{median(world_prefill) / median(plain_prefill):8.3f}x"
     )
-    print(f"{'prefill ms per world token':34}{'':16}{1e3 * (world_prefill - plain_prefill) / world_tokens:16.3f}")
-    print(
-        f"{'decode weight bandwidth GB/s':34}{weight_bytes / plain_decode / 1e9:16.2f}"
-        f"{weight_bytes / world_decode / 1e9:16.2f}"
-    )
-    print(f"{'':34}{'naive re-encode':>16}{'prefix KV':>16}{'speed-up':>10}")
-    print(f"{f'{n} tokens, seconds':34}{naive:16.2f}{cached:16.2f}{naive / cached:10.1f}x")
+    extra = 1e3 * (median(world_prefill) - median(plain_prefill)) / world_tokens
+    print(f"{'prefill ms per world token':28}{'':26}{extra:26.3f}")
+    print(f"{'':28}{'naive re-encode':>26}{'prefix KV':>26}{'speed-up':>9}")
+    print(f"{f'{n} tokens, seconds':28}{spread(naive):>26}{spread(cached):>26}{median(naive) / median(cached):8.1f}x")
 
 
 def main() -> None:
@@ -145,6 +161,7 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--vocab-size", type=int, default=32768, help="embedding rows of the 100m config")
+    parser.add_argument("--quantize", choices=QUANTIZATIONS, help="quantize both models the same way")
     args = parser.parse_args()
     threads = os.environ.get("OMP_NUM_THREADS")
     print(f"torch {torch.__version__}, threads={torch.get_num_threads()}, OMP_NUM_THREADS={threads}")

@@ -4,7 +4,16 @@ from pathlib import Path
 
 import typer
 
-from theworld.cli.common import fail, load_model, save_imagined_world, set_threads, user_errors
+from theworld.cli.common import (
+    COMPILE_OPTION,
+    QUANTIZE_OPTION,
+    Quantization,
+    fail,
+    load_model,
+    save_imagined_world,
+    set_threads,
+    user_errors,
+)
 from theworld.cli.outputs import check_output_file, writing
 
 __all__ = ["ask"]
@@ -21,6 +30,8 @@ def ask(
     top_p: float | None = typer.Option(None, min=0.0, max=1.0),
     num_beams: int = typer.Option(1, min=1),
     threads: int | None = typer.Option(None, help="PyTorch CPU threads."),
+    quantize: Quantization | None = QUANTIZE_OPTION,
+    compile: bool = COMPILE_OPTION,
 ) -> None:
     """Answer a question about an image; the world model imagines the scene's future first."""
     from theworld.media import load_image
@@ -32,7 +43,7 @@ def ask(
         if save_world is not None:
             check_output_file(save_world, "--save-world")
         picture = load_image(image)  # a bad image fails before the model loads
-        model = load_model(model_name, with_images=True)
+        model = load_model(model_name, with_images=True, quantization=quantize and quantize.value, compile=compile)
         sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature else {}
         # With --save-world the world is imagined once: the answer reads the latents that are drawn.
         reply = model.ask(

@@ -5,6 +5,9 @@ from pathlib import Path
 import typer
 
 from theworld.cli.common import (
+    COMPILE_OPTION,
+    QUANTIZE_OPTION,
+    Quantization,
     console,
     fail,
     is_terminal,
@@ -47,6 +50,8 @@ def chat(
         None, help="Write the imagined frames of --image or --video as PATH.png and PATH.gif."
     ),
     threads: int | None = typer.Option(None, help="PyTorch CPU threads."),
+    quantize: Quantization | None = QUANTIZE_OPTION,
+    compile: bool = COMPILE_OPTION,
 ) -> None:
     """Chat with TheWorld about images and videos; it imagines the scene's future before it answers."""
     from theworld.media import load_image
@@ -68,7 +73,12 @@ def chat(
         for path, flag in ((audio_out, "--audio-out"), (save_world, "--save-world")):
             if path is not None:
                 check_output_file(path, flag)
-        model = load_model(model_name, with_images=image is not None or video is not None)
+        model = load_model(
+            model_name,
+            with_images=image is not None or video is not None,
+            quantization=quantize and quantize.value,
+            compile=compile,
+        )
         from theworld.chat import ChatSession  # torch and transformers: after a bad model name has had its answer
 
         session = ChatSession(model, system_prompt=prompt, num_world_steps=world_steps)

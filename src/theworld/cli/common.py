@@ -3,6 +3,7 @@
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -17,6 +18,9 @@ if TYPE_CHECKING:
     from theworld.modeling.modeling_theworld import TheWorld
 
 __all__ = [
+    "COMPILE_OPTION",
+    "QUANTIZE_OPTION",
+    "Quantization",
     "console",
     "fail",
     "is_terminal",
@@ -27,6 +31,22 @@ __all__ = [
 ]
 
 console = Console(stderr=True)
+
+
+# The decoding speed-ups of `TheWorld.from_pretrained` (theworld.modeling.fast_decode), shared by ask, chat and serve;
+# the choices are theworld.modeling.quantization.QUANTIZATIONS, named here so that --help imports no torch.
+class Quantization(StrEnum):
+    int8 = "int8"
+
+
+QUANTIZE_OPTION = typer.Option(
+    None,
+    "--quantize",
+    help="Smaller weights for faster CPU decoding: int8 output projection, fp16 layers (docs/real-gemma.md).",
+)
+COMPILE_OPTION = typer.Option(
+    False, "--compile", help="torch.compile the language model's layers (the first answer waits for it)."
+)
 
 
 def fail(message: str) -> NoReturn:
@@ -93,7 +113,7 @@ def save_imagined_world(model: "TheWorld", latents: "torch.Tensor", path: Path) 
     from theworld.media import save_strip_and_gif, to_uint8
 
     with torch.no_grad():
-        frames = model.world_encoder.decode(latents)[0]
+        frames = model.draw_world(latents)[0]
     png, gif = save_strip_and_gif(to_uint8(frames), path)
     console.print(f"imagined world saved to {png} and {gif}")
 

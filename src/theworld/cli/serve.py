@@ -8,7 +8,16 @@ from pathlib import Path
 
 import typer
 
-from theworld.cli.common import console, fail, load_model, set_threads, user_errors
+from theworld.cli.common import (
+    COMPILE_OPTION,
+    QUANTIZE_OPTION,
+    Quantization,
+    console,
+    fail,
+    load_model,
+    set_threads,
+    user_errors,
+)
 
 __all__ = ["serve"]
 
@@ -34,6 +43,8 @@ def serve(
     max_speech_chars: int = typer.Option(4096, help="Longest text /v1/audio/speech speaks."),
     world_model: str = typer.Option("toyworld", help="The world-generation model of /v1/videos."),
     threads: int | None = typer.Option(None, help="PyTorch CPU threads."),
+    quantize: Quantization | None = QUANTIZE_OPTION,
+    compile: bool = COMPILE_OPTION,
 ) -> None:
     """Serve the OpenAI API (chat with images, video and speech; speech; transcription; world videos)."""
     import logging
@@ -64,12 +75,15 @@ def serve(
             max_tokens_cap=max_tokens_cap,
             max_choices=max_choices,
             max_speech_chars=max_speech_chars,
+            quantize=quantize and quantize.value,
+            compile=compile,
         )
     except ValidationError as error:
         first = error.errors()[0]
         fail(f"--{str(first['loc'][0]).replace('_', '-')} {first['input']}: {first['msg']}")
     with user_errors():
-        app = create_app(settings, load_model(settings.model))
+        model = load_model(settings.model, quantization=settings.quantize, compile=settings.compile)
+        app = create_app(settings, model)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     key = "an API key" if settings.api_key else "no API key"
     console.print(f"TheWorld serves {settings.model} on http://{settings.host}:{settings.port}/v1 ({key})")

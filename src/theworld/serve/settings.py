@@ -4,6 +4,7 @@ This module imports pydantic only, so the command's `--help` stays instant.
 """
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -33,6 +34,8 @@ class ServerSettings(BaseModel):
     max_tokens_cap: int = Field(1024, ge=1, description="Largest max_tokens a request may ask for.")
     max_choices: int = Field(8, ge=1, description="Largest n a request may ask for.")
     max_speech_chars: int = Field(4096, ge=1, description="Longest text /v1/audio/speech speaks.")
+    quantize: Literal["int8"] | None = Field(None, description="Smaller weights for faster CPU decoding.")
+    compile: bool = Field(False, description="torch.compile the language model's layers.")
 
     @property
     def max_request_bytes(self) -> int:
