@@ -64,31 +64,50 @@ def _pipeline_class_name(model: str, revision: str | None) -> str:
     return name
 
 
+def _offloadable(pipe, offload: OffloadOptions) -> list[tuple[bool, torch.nn.Module]]:
+    """(offloaded?, part) for the parts the flags name, in the order a call runs them."""
+    return [
+        (offload.text_encoder, pipe.text_encoder),
+        (offload.tokenizer, pipe.vae.encoder),
+        (offload.model, pipe.transformer),
+        (offload.decoder, pipe.vae.decoder),
+    ]
+
+
 def _apply_offload(pipe, offload: OffloadOptions, device: torch.device):
     """Keep the chosen parts on the CPU and move each to `device` only while it runs (accelerate hooks).
 
-    Hooks are chained in execution order, so loading one part offloads the previous one. On a CPU-only
-    machine the same hooks run with cpu as the execution device.
+    Each part, offloaded or not, sends the offloaded parts that ran before it back to the CPU when it starts,
+    even when a call skips a stage (text2world encodes no video): an offloaded part is on `device` from its own
+    stage until the next part runs, or until the call ends (the returned hook, which `generate` offloads). On a
+    CPU-only machine the same hooks run with cpu as the execution device.
     """
-    from accelerate import cpu_offload_with_hook
-    from accelerate.hooks import ModelHook, add_hook_to_module
+    from accelerate.hooks import CpuOffload, ModelHook, UserCpuOffloadHook, add_hook_to_module
+
+    class MoveOnly(CpuOffload):
+        """accelerate's `CpuOffload` without its copy of the arguments: the pipeline already puts them on the
+        device, and Wan's VAE encoder and decoder keep their causal cache in lists passed as arguments, whose
+        writes a copy would lose."""
+
+        def pre_forward(self, module, *args, **kwargs):
+            module.to(self.execution_device)
+            return args, kwargs
 
     vae = pipe.vae
-    parts = [
-        (offload.text_encoder, pipe.text_encoder),
-        (offload.tokenizer, vae.encoder),
-        (offload.model, pipe.transformer),
-        (offload.decoder, vae.decoder),
-    ]
+    parts = _offloadable(pipe, offload)
     if offload.tokenizer or offload.decoder:
         # diffusers finds the execution device from a component's top-level `_hf_hook` and then its
         # submodules' hooks; this inert hook makes it look inside the VAE.
         add_hook_to_module(vae, ModelHook())
-    hook = None
+    hooks = []
     for wanted, module in parts:
+        for earlier in hooks:
+            module.register_forward_pre_hook(lambda *_, hook=earlier: hook.offload())
         if wanted:
-            _, hook = cpu_offload_with_hook(module, device, prev_module_hook=hook)
-    return hook
+            hook = MoveOnly(device)
+            add_hook_to_module(module, hook, append=True)
+            hooks.append(UserCpuOffloadHook(module, hook))
+    return hooks[-1] if hooks else None
 
 
 class CosmosDiffusionBackend:
@@ -126,16 +145,27 @@ class CosmosDiffusionBackend:
         repo, revision = _split_revision(model)
         class_name = _pipeline_class_name(repo, revision)
         pipe = getattr(diffusers, class_name).from_pretrained(
-            repo, revision=revision, dtype=dtype, safety_checker=guardrail or load_guardrail()
+            repo, revision=revision, dtype=dtype, safety_checker=guardrail or load_guardrail(offload=offload.guardrail)
         )
-        for name in ("text_encoder", "transformer", "vae"):
-            getattr(pipe, name).to(device)
-        pipe.safety_checker.to("cpu" if offload.guardrail else device)
+        return cls.from_pipeline(pipe, f"diffusers:{model}", offload, device, max_sequence_length)
+
+    @classmethod
+    def from_pipeline(
+        cls, pipe, name: str, offload: OffloadOptions, device: torch.device, max_sequence_length: int = 512
+    ) -> CosmosDiffusionBackend:
+        """Wrap a loaded pipeline: the parts `offload` names stay on the CPU (they reach `device` only while they
+        run, so they never have to fit on it together), the others move to `device` now."""
+        vae = pipe.vae
+        offloaded = {id(module) for wanted, module in _offloadable(pipe, offload) if wanted}
+        for module in (pipe.text_encoder, pipe.transformer, *vae.children()):
+            if id(module) not in offloaded:
+                module.to(device)
+        pipe.safety_checker.to(device)  # the guardrail's own `offload` keeps its models off it between checks
         last_hook = None
         if any((offload.model, offload.text_encoder, offload.tokenizer, offload.decoder)):
             last_hook = _apply_offload(pipe, offload, device)
         pipe.set_progress_bar_config(disable=True)
-        return cls(pipe, f"diffusers:{model}", max_sequence_length, last_hook)
+        return cls(pipe, name, max_sequence_length, last_hook)
 
     def generate(self, request: WorldRequest, progress: ProgressFn | None = None) -> np.ndarray:
         """Run the pipeline for one request; returns (T, H, W, 3) uint8 frames."""

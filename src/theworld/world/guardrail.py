@@ -68,8 +68,10 @@ class Guardrail:
         return self._run(self.checker.check_video_safety, frames)
 
     def to(self, device=None, *args, **kwargs) -> Guardrail:
-        """Remember the device; the wrapped checker moves there now, or only while checking if offloaded."""
-        if device is not None:
+        """Remember the execution device; the wrapped checker moves there now, or only while checking if
+        offloaded. Pipelines call `.to("cpu")` after their checks to offload it: `offload` decides that, so a
+        move to the CPU is not remembered."""
+        if device is not None and str(device) != "cpu":
             self.device = device
         if self.checker is not None and not self.offload:
             self.checker.to(self.device)
