@@ -1,5 +1,6 @@
 """The autoregressive world backend: tokenizer, training recipe, shipped checkpoint, physics, CLI."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -11,9 +12,11 @@ from typer.testing import CliRunner
 
 from theworld.cli.world import world
 from theworld.evaluation.world_physics import trajectory_error
-from theworld.media import to_model_range
+from theworld.media import decode_video, to_model_range
 from theworld.toyworld import simulate, split_seeds
-from theworld.training.world_ar import WorldARSettings, train_world_ar
+from theworld.training.recipe import run_stage
+from theworld.training.world_ar import WORLD_AR_SETTINGS, WorldARSettings, train_world_ar
+from theworld.training.world_ar_decoder import DECODER_SETTINGS, train_decoder
 from theworld.world import WorldRequest, get_backend
 from theworld.world.autoregressive import (
     AutoregressiveWorldModel,
@@ -142,3 +145,72 @@ def test_cli_image2world_with_the_default_model(tmp_path, clip):
     assert (sample / "ball.mp4").stat().st_size > 0 and (sample / "ball.gif").stat().st_size > 0
     assert len(list((sample / "frames").glob("*.png"))) == 8
     assert json.loads((sample / "record.json").read_text())["backend"] == "toyworld"
+
+
+@pytest.fixture(scope="module")
+def with_decoder(tmp_path_factory):
+    """A smoke-sized autoregressive model with a smoke-sized diffusion decoder (the two stages, in order)."""
+    folder = tmp_path_factory.mktemp("ar") / "model"
+    train_world_ar(folder, WORLD_AR_SETTINGS["smoke"])
+    train_decoder(folder, DECODER_SETTINGS["smoke"])
+    return folder
+
+
+def test_diffusion_decoder_stage_saves_safetensors_and_decodes_when_asked(with_decoder, clip):
+    saved = {
+        p.relative_to(with_decoder / "diffusion_decoder").parts[0]
+        for p in with_decoder.rglob("*")
+        if p.is_file() and "diffusion_decoder" in p.parts
+    }
+    assert saved == {"unet", "scheduler", "vae"}
+    assert not list(with_decoder.rglob("*.bin"))
+    on, off = load_backend(str(with_decoder), diffusion_decoder=True), load_backend(str(with_decoder))
+    assert on.model.use_diffusion_decoder and not off.model.use_diffusion_decoder
+    ask = request("image2world", clip.frames[:1], num_output_frames=3)
+    decoded = on.generate(ask)
+    assert np.array_equal(decoded, on.generate(ask))  # the decoder's noise is seeded by the request
+    plain = off.generate(ask)
+    assert decoded.shape == plain.shape == (3, 64, 64, 3) and not np.array_equal(decoded[1:], plain[1:])
+    # Turned off, the frames are the tokenizer's own decoding, as from a model without a decoder
+    bare = AutoregressiveWorldModel.from_pretrained(with_decoder)
+    bare.diffusion_decoder, bare.use_diffusion_decoder = None, False
+    assert np.array_equal(plain[1:], bare.predict(clip.frames[:1], 2, seed=0, temperature=0.0))
+
+
+def test_cli_diffusion_decoder_flags(with_decoder, clip, tmp_path):
+    Image.fromarray(clip.frames[0]).save(tmp_path / "start.png")
+    app = typer.Typer(pretty_exceptions_enable=False)
+    app.command()(world)
+    common = [
+        "--checkpoint_dir",
+        str(with_decoder.parent),
+        "--ar_model_dir",
+        with_decoder.name,
+        "--input_type",
+        "image",
+        "--input_image_or_video_path",
+        str(tmp_path / "start.png"),
+        "--video_save_folder",
+        str(tmp_path),
+    ]
+    runs = {}
+    for name, extra in (
+        ("on", ["--diffusion-decoder", "--offload_diffusion_decoder"]),
+        ("off", ["--disable_diffusion_decoder"]),
+    ):
+        result = CliRunner().invoke(app, [*common, "--video_save_name", name, *extra])
+        assert result.exit_code == 0, result.output
+        runs[name] = decode_video(tmp_path / f"{name}.mp4", lambda count: range(count))
+    assert runs["on"].shape == runs["off"].shape and not np.array_equal(runs["on"], runs["off"])
+
+
+def test_diffusion_decoder_stage_needs_an_autoregressive_model(tmp_path):
+    with pytest.raises(FileNotFoundError, match="run `theworld train world-ar"):
+        run_stage("world-ar-decoder", tmp_path, DECODER_SETTINGS["smoke"])
+
+
+def test_refine_pass_trains_on_captions_and_first_frames(tmp_path):
+    settings = dataclasses.replace(WORLD_AR_SETTINGS["smoke"], refine_steps=2, text_frames=2)
+    metrics = train_world_ar(tmp_path / "ar", settings)
+    assert np.isfinite(metrics["refine_loss"])
+    assert AutoregressiveWorldModel.from_pretrained(tmp_path / "ar").layout.words

@@ -7,7 +7,14 @@ back atomically, so `theworld train vae`, `... dynamics`, `... objects`, `... la
 
 from pathlib import Path
 
-from theworld.training import language_stage, speech_stages, world_ar, world_stages
+from theworld.training import (
+    cosmos_dynamics_stage,
+    language_stage,
+    speech_stages,
+    world_ar,
+    world_ar_decoder,
+    world_stages,
+)
 from theworld.training.checkpoint_stage import checkpoint_stage
 from theworld.training.settings import SETTINGS, RecipeSettings
 from theworld.training.stage import Stage, StageContext
@@ -24,6 +31,12 @@ STAGES: dict[str, Stage] = {
     # A stage that writes a folder of its own (not TheWorld's checkpoint, and not part of `train all`), with its
     # own settings table: the autoregressive world model.
     "world-ar": Stage(world_ar.world_ar_stage, world_ar.WORLD_AR_SETTINGS),
+    # Its diffusion decoder, trained into the folder "world-ar" wrote.
+    "world-ar-decoder": Stage(world_ar_decoder.world_ar_decoder_stage, world_ar_decoder.DECODER_SETTINGS),
+    # Replaces a trained checkpoint's dynamics with a tiny Cosmos predictor (not part of `train all`).
+    "cosmos-dynamics": Stage(
+        checkpoint_stage(cosmos_dynamics_stage.cosmos_dynamics), cosmos_dynamics_stage.COSMOS_DYNAMICS_SETTINGS
+    ),
 }
 CHECKPOINT_STAGES = ("vae", "dynamics", "objects", "language", "hearing", "speaking")
 

@@ -52,6 +52,13 @@ class WorldARSettings:
     transformer_batch: int = 8
     transformer_lr: float = 3e-3
     text_probability: float = 0.5  # share of training windows that start with their caption
+    # A second pass (its own seeded data order, so it continues a saved model exactly as it continues in memory):
+    # `refine_steps` more updates at `refine_lr`, where `refine_text_share` of the windows are a caption and the
+    # first `text_frames` frames it describes, so that text2world learns to draw what the prompt names.
+    refine_steps: int = 0
+    refine_lr: float = 1e-3
+    refine_text_share: float = 0.5
+    text_frames: int = 2
     hidden: int = 128
     layers: int = 4
     seed: int = 0
@@ -85,11 +92,13 @@ def train_world_ar(output_dir: str | Path, settings: WorldARSettings = WORLD_AR_
         words=tuple(caption_words()),
     )
     transformer, transformer_loss = _train_transformer(codes, captions, layout, settings)
+    refine_loss = refine_transformer(transformer, codes, captions, layout, settings) if settings.refine_steps else None
     AutoregressiveWorldModel(tokenizer, transformer, layout).save_pretrained(output_dir)
     return {
         "tokenizer_loss": tokenizer_loss,
         "codes_in_use": codes.unique().numel(),
         "transformer_loss": transformer_loss,
+        **({"refine_loss": refine_loss} if refine_loss is not None else {}),
         "world_ar_seconds": round(time.perf_counter() - started, 1),
     }
 
@@ -172,3 +181,52 @@ def _train_transformer(
         betas=(0.9, 0.95),
     )
     return model.eval(), loss
+
+
+def training_codes(tokenizer: VideoTokenizer, settings: WorldARSettings) -> tuple[torch.Tensor, list[list[str]]]:
+    """The training clips' codes (clips, T, h, w) under `tokenizer`, and their captions: what the transformer and
+    its refinement train on (the same clips `train_world_ar` simulates)."""
+    clips = [simulate(seed, settings.clip_frames) for seed in split_seeds("train", settings.num_clips)]
+    frames = to_model_range(np.stack([c.frames for c in clips]).reshape(-1, *clips[0].frames.shape[1:]))
+    codes = torch.cat([tokenizer.encode(chunk) for chunk in frames.split(512)])
+    captions = [[caption(c, t) for t in range(settings.clip_frames)] for c in clips]
+    return codes.view(len(clips), settings.clip_frames, *codes.shape[1:]), captions
+
+
+def refine_transformer(
+    model: LlamaForCausalLM,
+    codes: torch.Tensor,
+    captions: list[list[str]],
+    layout: TokenLayout,
+    settings: WorldARSettings,
+) -> float:
+    """The second pass (`WorldARSettings.refine_steps`): windows as in the first, and captions followed by the
+    first frames they describe. Trains `model` in place; returns the last loss."""
+    rng = random.Random(settings.seed + 1)
+    model.train()
+
+    def step_loss() -> tuple[torch.Tensor, float]:
+        ids, mask, labels = _windows(codes, captions, layout, settings, rng)
+        short = settings.text_frames * layout.frame_stride + 32  # room for a caption
+        for row in range(len(ids)):
+            if rng.random() >= settings.refine_text_share:
+                continue
+            clip = rng.randrange(len(codes))
+            start = rng.randrange(settings.clip_frames - settings.text_frames + 1)
+            text = layout.text_ids(captions[clip][start])
+            frames = layout.frame_ids(codes[clip, start : start + settings.text_frames]).tolist()
+            seq = [layout.special("[BOS]"), *text, *frames][:short]
+            target = ([-100] * (1 + len(text)) + frames)[:short]
+            ids[row], mask[row], labels[row] = layout.special("[PAD]"), 0, -100
+            ids[row, : len(seq)], mask[row, : len(seq)] = torch.tensor(seq), 1
+            labels[row, : len(target)] = torch.tensor(target)
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        return loss, loss.item()
+
+    loss = optimize(
+        model.parameters(), settings.refine_steps, settings.refine_lr, step_loss, "refine", weight_decay=0.01,
+        schedule=warmup_cosine(settings.refine_steps, min(WARMUP_STEPS, settings.refine_steps // 10)),
+        betas=(0.9, 0.95),
+    )  # fmt: skip
+    model.eval()
+    return loss

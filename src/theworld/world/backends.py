@@ -67,6 +67,7 @@ class OffloadOptions:
     tokenizer: bool = False  # the video tokenizer's encoder side (VAE encoder)
     decoder: bool = False  # the video tokenizer's decoder side (VAE decoder)
     guardrail: bool = False
+    diffusion_decoder: bool = False  # Predict1's diffusion decoder (tokens -> continuous latents)
 
 
 @runtime_checkable

@@ -2,12 +2,17 @@
 
 Under `torchrun --nproc_per_node=N` rank r takes samples r::N. Names and seeds depend only on the
 sample's place in the whole batch, never on the rank, so N processes write what one would.
+
+Two layouts: "cosmos" (Predict2.5's: `OUTDIR/<name>/<name>.mp4` with frames, GIF, spec and record) and
+"predict1" (Predict1's: `OUTDIR/<name>.mp4`, next to `<name>.spec.json` and `<name>.record.json`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
+import os
 import platform
 import resource
 import time
@@ -18,6 +23,7 @@ from typing import Any
 
 import torch
 
+from theworld.media import write_mp4
 from theworld.world.backends import ProgressFn, WorldBackend, WorldRequest
 from theworld.world.guardrail import Guardrail
 from theworld.world.io import read_input, unique_names, write_sample
@@ -36,6 +42,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 DEFAULT_SEED = 0
+LAYOUTS = ("cosmos", "predict1")
 
 
 @dataclass
@@ -157,6 +164,7 @@ def run_sample(
     output_dir: Path,
     info: DistInfo = DistInfo(),
     progress: ProgressFn | None = None,
+    layout: str = "cosmos",
 ) -> SampleResult:
     """Check, generate and write one sample; a problem becomes a failed/blocked result, not an exception."""
     start = time.perf_counter()
@@ -207,7 +215,10 @@ def run_sample(
             "versions": {"python": platform.python_version(), "torch": torch.__version__},
         }
         spec_json = _resolved_spec(spec, name, request)
-        out = write_sample(output_dir, name, frames, request.fps, spec_json, record)
+        if layout == "predict1":
+            out = _write_predict1(output_dir, name, frames, request.fps, spec_json, record)
+        else:
+            out = write_sample(output_dir, name, frames, request.fps, spec_json, record)
         result.status, result.output = "ok", str(out)
     except Exception as err:  # a bad sample must not stop the batch
         logger.debug("sample %s failed", name, exc_info=True)
@@ -226,15 +237,36 @@ def run_world(
     on_start: Callable[[int, str], None] | None = None,
     on_result: Callable[[SampleResult], None] | None = None,
     progress: ProgressFn | None = None,
+    layout: str = "cosmos",
 ) -> list[SampleResult]:
-    """Run this rank's share (`specs[rank::world_size]`) and return its results."""
+    """Run this rank's share (`specs[rank::world_size]`) and return its results, written in `layout`."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; use one of {LAYOUTS}")
     names = unique_names([s.name for s in specs])
     results = []
     for index in range(info.rank, len(specs), info.world_size):
         if on_start:
             on_start(index, names[index])
-        result = run_sample(specs[index], names[index], index, backend, guardrail, Path(output_dir), info, progress)
+        result = run_sample(
+            specs[index], names[index], index, backend, guardrail, Path(output_dir), info, progress, layout
+        )
         results.append(result)
         if on_result:
             on_result(result)
     return results
+
+
+def _write_predict1(output_dir: Path, name: str, frames, fps: int, spec: dict, record: dict) -> Path:
+    """Predict1's layout: `<name>.mp4` in `output_dir`, each file written beside its place and renamed into it,
+    so an interrupted sample leaves no half-written video."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    target = output_dir / f"{name}.mp4"
+    for suffix, write in (
+        (".spec.json", lambda path: path.write_text(json.dumps(spec, indent=2, default=str) + "\n")),
+        (".record.json", lambda path: path.write_text(json.dumps(record, indent=2, default=str) + "\n")),
+        (".mp4", lambda path: write_mp4(path, frames, fps)),
+    ):
+        partial = output_dir / f".{name}{suffix}.partial{suffix if suffix == '.mp4' else ''}"
+        write(partial)
+        os.replace(partial, output_dir / f"{name}{suffix}")
+    return target

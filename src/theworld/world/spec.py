@@ -150,10 +150,12 @@ class WorldSpec(SampleSettings):
 
     @field_validator("prompt", mode="before")
     @classmethod
-    def _check_prompt(cls, value: Any) -> str:
+    def _check_prompt(cls, value: Any, info: ValidationInfo) -> str:
         if value is not None and not isinstance(value, str):
             kind = type(value).__name__
             raise _spec_problem(f'"prompt" must be a string, got {kind} {value!r:.60}; use a string: quote the text')
+        if (info.context or {}).get("prompt_optional") and not value:
+            return ""  # Predict1's base models continue a visual input without text
         if not value or not value.strip():
             raise _spec_problem('missing or empty "prompt"; add a text prompt')
         return value
@@ -165,7 +167,10 @@ class WorldSpec(SampleSettings):
             return None
         if not isinstance(value, str | Path):
             raise _spec_problem(f"input_path must be a string path, got {value!r}")
-        resolved = (Path((info.context or {}).get("base_dir", ".")) / Path(value).expanduser()).resolve()
+        context = info.context or {}
+        resolved = (Path(context.get("base_dir", ".")) / Path(value).expanduser()).resolve()
+        if not resolved.is_file() and context.get("predict1") and Path(value).expanduser().resolve().is_file():
+            resolved = Path(value).expanduser().resolve()  # Predict1 reads a batch's inputs from the working folder
         if not resolved.is_file():
             fix = "fix the path, which is relative to the spec file"
             problem = "is a directory, not a file" if resolved.is_dir() else "not found"
@@ -225,8 +230,9 @@ def check_overrides(overrides: dict[str, Any], source: str = "command line") -> 
     return settings.model_dump(exclude_unset=True)
 
 
-def parse_spec(raw: Any, source: str, base_dir: Path, default_name: str) -> WorldSpec:
-    """Validate one spec object; relative `input_path`s resolve against `base_dir`."""
+def parse_spec(raw: Any, source: str, base_dir: Path, default_name: str, predict1: bool = False) -> WorldSpec:
+    """Validate one spec object; relative `input_path`s resolve against `base_dir`. A `predict1` spec (a Predict1
+    visual input) with an input may leave the prompt out, and its input may also be relative to the working folder."""
     if not isinstance(raw, dict):
         raise SpecError(source, f"expected a JSON object, got {type(raw).__name__}; wrap the fields in {{...}}")
     unknown = sorted(set(raw) - set(ALLOWED_KEYS))  # `source` is a field, but the loader's to fill, not the file's
@@ -234,7 +240,12 @@ def parse_spec(raw: Any, source: str, base_dir: Path, default_name: str) -> Worl
         raise SpecError(source, f"unknown key(s) {unknown}; allowed keys are {list(ALLOWED_KEYS)}")
     values = {**raw, "name": raw.get("name") or default_name, "source": source}
     try:
-        return WorldSpec.model_validate(values, context={"base_dir": base_dir})
+        context = {
+            "base_dir": base_dir,
+            "predict1": predict1,
+            "prompt_optional": predict1 and bool(raw.get("input_path")),
+        }
+        return WorldSpec.model_validate(values, context=context)
     except ValidationError as err:
         raise SpecError(source, _problem(err.errors()[0])) from None
 
@@ -273,7 +284,8 @@ def _load_jsonl(path: Path, batch: SpecBatch) -> None:
                 raw = json.loads(line)
             except json.JSONDecodeError as err:
                 raise SpecError(source, f"not valid JSON ({err.msg}); fix or remove the line") from None
-            if isinstance(raw, dict) and "visual_input" in raw:
+            visual = isinstance(raw, dict) and "visual_input" in raw  # Predict1's line: the prompt is optional
+            if visual:
                 if "input_path" in raw:
                     raise SpecError(source, "both visual_input and input_path given; keep one")
                 raw = dict(raw)
@@ -281,7 +293,7 @@ def _load_jsonl(path: Path, batch: SpecBatch) -> None:
             default_name = f"{path.stem}_{lineno:04d}"
             if isinstance(raw, dict) and isinstance(raw.get("input_path"), str) and raw["input_path"]:
                 default_name = Path(raw["input_path"]).stem
-            batch.specs.append(parse_spec(raw, source, path.resolve().parent, default_name))
+            batch.specs.append(parse_spec(raw, source, path.resolve().parent, default_name, predict1=visual))
         except SpecError as err:
             batch.errors.append(err)
 

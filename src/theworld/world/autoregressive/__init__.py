@@ -2,12 +2,14 @@
 
 - `tokenizer`: `VideoTokenizer`, a per-frame conv encoder/decoder with FSQ codes (diffusers format).
 - `model`: `AutoregressiveWorldModel` = tokenizer + a causal Llama over codes + `TokenLayout`.
+- `diffusion_decoder`: `DiffusionDecoder`, Predict1's diffusion decoder: codes -> a VAE latent (diffusers) -> frames.
 - `backend`: the `WorldBackend` that `get_backend("toyworld")` returns (the shipped checkpoint).
 
-The model trains as a stage of `theworld train` (`theworld.training.world_ar`).
+The model trains as stages of `theworld train` (`theworld.training.world_ar`, then `world_ar_decoder`).
 """
 
 from theworld.world.autoregressive.backend import AutoregressiveBackend, load_backend, shipped_checkpoint
+from theworld.world.autoregressive.diffusion_decoder import DiffusionDecoder
 from theworld.world.autoregressive.model import AutoregressiveWorldModel, TokenLayout
 from theworld.world.autoregressive.tokenizer import FSQ, VideoTokenizer
 
@@ -15,6 +17,7 @@ __all__ = [
     "FSQ",
     "AutoregressiveBackend",
     "AutoregressiveWorldModel",
+    "DiffusionDecoder",
     "TokenLayout",
     "VideoTokenizer",
     "load_backend",

@@ -105,12 +105,18 @@ class AutoregressiveBackend:
 def load_backend(name_or_path: str = "toyworld", device: str | None = None, **opts) -> AutoregressiveBackend:
     """The factory `get_backend` calls: a shipped name or a checkpoint folder with `world_model.json`.
 
-    `guardrail` and `offload` options are accepted and ignored: the runner applies the guardrail, and the
-    model (a few MB) always stays on one device.
+    `diffusion_decoder=True` decodes with the model's diffusion decoder (when it has one), False or left out with the
+    tokenizer's own decoder (Predict1's --disable_diffusion_decoder).
+    Of the `offload` options only the diffusion decoder's applies (it stays on the CPU between uses); the runner
+    applies the `guardrail`, and the rest of the model (a few MB) stays on one device.
     """
     opts.pop("guardrail", None)
-    opts.pop("offload", None)
+    offload = opts.pop("offload", None)
+    use_decoder = opts.pop("diffusion_decoder", False)
     folder = shipped_checkpoint(name_or_path) if name_or_path in SHIPPED else Path(name_or_path).expanduser()
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     name = name_or_path if name_or_path in SHIPPED else folder.name
-    return AutoregressiveBackend(AutoregressiveWorldModel.from_pretrained(folder, device), name, **opts)
+    model = AutoregressiveWorldModel.from_pretrained(folder, device)
+    model.use_diffusion_decoder = use_decoder and model.diffusion_decoder is not None
+    model.offload_diffusion_decoder = bool(offload and offload.diffusion_decoder)
+    return AutoregressiveBackend(model, name, **opts)

@@ -11,8 +11,9 @@ from `world_model.json`. Generation is `transformers`' `generate` (top_p, top_k,
 with `FrameGrammar`, a logits processor that forces `[FRAME]` where a frame starts and allows only codes
 inside a frame, so every sample decodes to whole frames.
 
-A checkpoint is a folder: `world_model.json` (the layout), `tokenizer/` (diffusers `VideoTokenizer`) and
-`transformer/` (transformers `LlamaForCausalLM`), all safetensors.
+A checkpoint is a folder: `world_model.json` (the layout), `tokenizer/` (diffusers `VideoTokenizer`),
+`transformer/` (transformers `LlamaForCausalLM`) and, optionally, `diffusion_decoder/` (`DiffusionDecoder`: the
+codes -> a VAE latent -> frames, used instead of the tokenizer's own decoder when asked for), all safetensors.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM, LogitsProcessor, LogitsProcessorList
 
 from theworld.media import to_model_range, to_uint8
+from theworld.world.autoregressive.diffusion_decoder import DiffusionDecoder
 from theworld.world.autoregressive.tokenizer import VideoTokenizer
 
 __all__ = ["CONFIG_NAME", "AutoregressiveWorldModel", "FrameGrammar", "TokenLayout", "transformer_config"]
@@ -111,10 +113,23 @@ def transformer_config(layout: TokenLayout, hidden: int = 128, layers: int = 4, 
 
 
 class AutoregressiveWorldModel:
-    """Tokenizer + transformer + layout; `predict` continues a video (or a prompt) by whole frames."""
+    """Tokenizer + transformer + layout (+ diffusion decoder); `predict` continues a video (or a prompt) by whole
+    frames. `use_diffusion_decoder` picks the decoder (when there is one); `offload_diffusion_decoder` keeps it on
+    the CPU between uses."""
 
-    def __init__(self, tokenizer: VideoTokenizer, transformer: LlamaForCausalLM, layout: TokenLayout):
+    def __init__(
+        self,
+        tokenizer: VideoTokenizer,
+        transformer: LlamaForCausalLM,
+        layout: TokenLayout,
+        diffusion_decoder: DiffusionDecoder | None = None,
+    ):
         self.tokenizer, self.transformer, self.layout = tokenizer.eval(), transformer.eval(), layout
+        self.diffusion_decoder = diffusion_decoder
+        # Opt-in: it decodes sharper frames whose objects the object reader reads better, but it shifts shapes'
+        # colours enough that greedy trajectories no longer beat copying the last frame (docs/world-generation.md).
+        self.use_diffusion_decoder = False
+        self.offload_diffusion_decoder = False
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, device: str | torch.device = "cpu") -> AutoregressiveWorldModel:
@@ -123,7 +138,8 @@ class AutoregressiveWorldModel:
             raise ValueError(f"{str(folder)!r} has no {CONFIG_NAME}; it is not an autoregressive world model")
         tokenizer = VideoTokenizer.from_pretrained(folder / "tokenizer").to(device)
         transformer = LlamaForCausalLM.from_pretrained(folder / "transformer").to(device)
-        return cls(tokenizer, transformer, TokenLayout.load(folder))
+        decoder = DiffusionDecoder.from_pretrained(folder, tokenizer.fsq, device)
+        return cls(tokenizer, transformer, TokenLayout.load(folder), decoder)
 
     def save_pretrained(self, folder: str | Path) -> Path:
         folder = Path(folder)
@@ -131,6 +147,8 @@ class AutoregressiveWorldModel:
         self.tokenizer.save_pretrained(folder / "tokenizer", safe_serialization=True)
         self.transformer.save_pretrained(folder / "transformer", safe_serialization=True)
         self.layout.save(folder)
+        if self.diffusion_decoder is not None:
+            self.diffusion_decoder.save_pretrained(folder)
         return folder
 
     @property
@@ -141,8 +159,17 @@ class AutoregressiveWorldModel:
         """(T, H, W, 3) uint8 frames at `layout.frame_size` -> (T, h, w) codes."""
         return self.tokenizer.encode(to_model_range(frames).to(self.device))
 
-    def decode(self, codes: torch.Tensor) -> np.ndarray:
-        return to_uint8(self.tokenizer.decode(codes.to(self.device)))
+    def decode(self, codes: torch.Tensor, seed: int = 0) -> np.ndarray:
+        """(T, h, w) codes -> (T, H, W, 3) uint8 frames: by the diffusion decoder (seeded) when in use."""
+        decoder = self.diffusion_decoder if self.use_diffusion_decoder else None
+        if decoder is None:
+            return to_uint8(self.tokenizer.decode(codes.to(self.device)))
+        decoder.to(self.device)
+        try:
+            return to_uint8(decoder.decode(codes, seed))
+        finally:
+            if self.offload_diffusion_decoder:
+                decoder.to("cpu")
 
     @torch.no_grad()
     def predict(
@@ -182,7 +209,7 @@ class AutoregressiveWorldModel:
                 made.extend(fresh)
                 if progress is not None:
                     progress(len(made), num_frames)
-        return self.decode(torch.stack(made))
+        return self.decode(torch.stack(made), seed)
 
     @property
     def _grid(self) -> tuple[int, int]:

@@ -1,0 +1,108 @@
+"""The autoregressive world model's diffusion decoder as a stage of `theworld train`.
+
+    OMP_NUM_THREADS=1 theworld train world-ar-decoder --output-dir DIR
+
+DIR holds an autoregressive world model (`theworld train world-ar` wrote it). The stage pairs ToyWorld training
+frames' FSQ codes (its tokenizer) with their latents under ToyWorld's VAE (TheWorld-tiny's world encoder, copied
+into the decoder's folder), trains the denoiser by flow matching (`optimize`, as every stage), and saves
+`diffusion_decoder/` into DIR. Seeded end to end; the full settings produce the shipped decoder.
+"""
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler
+from rich.console import Console
+
+from theworld.media import to_model_range
+from theworld.toyworld import simulate, split_seeds
+from theworld.training.loop import optimize, warmup_cosine
+from theworld.training.stage import StageContext
+from theworld.world.autoregressive.diffusion_decoder import DiffusionDecoder, denoiser_for
+from theworld.world.autoregressive.model import AutoregressiveWorldModel
+
+__all__ = ["DECODER_SETTINGS", "DecoderSettings", "toyworld_vae", "train_decoder", "world_ar_decoder_stage"]
+
+
+@dataclass(frozen=True)
+class DecoderSettings:
+    num_clips: int = 600
+    clip_frames: int = 12
+    steps: int = 1500
+    batch: int = 32
+    lr: float = 1e-3
+    num_steps: int = 8  # denoising steps at inference
+    seed: int = 0
+
+
+DECODER_SETTINGS = {
+    "full": DecoderSettings(),
+    "smoke": DecoderSettings(num_clips=2, clip_frames=2, steps=2, batch=2, num_steps=2),
+}
+
+
+def toyworld_vae(model: str | Path | None = None) -> AutoencoderKLWan:
+    """ToyWorld's VAE: TheWorld-tiny's world encoder (or `model`'s), with its latent statistics in its config."""
+    from theworld.modeling import TheWorld
+    from theworld.modeling.names import DEFAULT_MODEL
+
+    world = TheWorld.from_pretrained(str(model or DEFAULT_MODEL))
+    encoder = next(m for m in world.modules() if type(m).__name__ == "WorldEncoder")
+    config = {**encoder.vae.config, "latents_mean": encoder.latents_mean.tolist()}
+    config["latents_std"] = encoder.latents_std.tolist()
+    vae = AutoencoderKLWan.from_config(config)
+    vae.load_state_dict(encoder.vae.state_dict())
+    return vae.eval()
+
+
+def train_decoder(folder: str | Path, settings: DecoderSettings = DECODER_SETTINGS["full"]) -> dict:
+    """Train the diffusion decoder of the autoregressive model in `folder` and save it there; return figures."""
+    started = time.perf_counter()
+    torch.manual_seed(settings.seed)
+    model = AutoregressiveWorldModel.from_pretrained(folder)
+    vae = toyworld_vae()
+    latent_size = model.layout.frame_size // 2 ** (len(vae.config.dim_mult) - 1)
+    unet = denoiser_for(vae.config.z_dim, len(model.tokenizer.config.levels), latent_size)
+    decoder = DiffusionDecoder(unet, FlowMatchEulerDiscreteScheduler(), vae, model.tokenizer.fsq, settings.num_steps)
+    clips = [simulate(seed, settings.clip_frames) for seed in split_seeds("train", settings.num_clips)]
+    frames = to_model_range(np.concatenate([c.frames for c in clips]))
+    codes = torch.cat([model.tokenizer.encode(chunk) for chunk in frames.split(256)])
+    targets = torch.cat([decoder.encode_frames(chunk) for chunk in frames.split(256)])
+    conditions = torch.cat([decoder.condition(chunk) for chunk in codes.split(1024)])
+    generator = torch.Generator().manual_seed(settings.seed)
+    unet.train()
+
+    def step_loss() -> tuple[torch.Tensor, float]:
+        pick = torch.randint(len(targets), (settings.batch,), generator=generator)
+        clean, condition = targets[pick], conditions[pick]
+        noise = torch.randn(clean.shape, generator=generator)
+        sigma = torch.rand(len(pick), generator=generator).view(-1, 1, 1, 1)
+        # Flow matching on the scheduler's path: x_sigma = (1 - sigma) x0 + sigma noise, velocity noise - x0
+        noisy = (1 - sigma) * clean + sigma * noise
+        velocity = unet(torch.cat([noisy, condition], 1), sigma.flatten() * 1000).sample
+        loss = (velocity - (noise - clean)).pow(2).mean()
+        return loss, loss.item()
+
+    loss = optimize(
+        unet.parameters(), settings.steps, settings.lr, step_loss, "diffusion decoder",
+        schedule=warmup_cosine(settings.steps, min(100, settings.steps // 10)),
+    )  # fmt: skip
+    unet.eval()
+    decoder.save_pretrained(Path(folder))
+    return {"decoder_loss": loss, "frames": len(targets), "decoder_seconds": round(time.perf_counter() - started, 1)}
+
+
+def world_ar_decoder_stage(context: StageContext) -> dict:
+    """The "world-ar-decoder" stage: `train_decoder` into the autoregressive model in the stage's folder."""
+    if not (context.output_dir / "world_model.json").is_file():
+        raise FileNotFoundError(
+            f"{context.output_dir} holds no autoregressive world model; run `theworld train world-ar --output-dir "
+            f"{context.output_dir}` first"
+        )
+    metrics = train_decoder(context.output_dir, context.settings)
+    figures = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
+    Console(stderr=True).print(f"[green]{context.stage}[/green] done: {figures}")
+    return metrics
