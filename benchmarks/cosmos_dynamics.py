@@ -25,22 +25,11 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from theworld.modeling.cosmos_dynamics import CosmosDynamics
 
-# Cosmos-Predict2-2B-Video2World's transformer (diffusers' conversion script, "Cosmos-2.0-Diffusion-2B-Video2World").
-PREDICT2_2B = dict(
-    in_channels=16 + 1,
-    out_channels=16,
-    num_attention_heads=16,
-    attention_head_dim=128,
-    num_layers=28,
-    mlp_ratio=4.0,
-    text_embed_dim=1024,
-    adaln_lora_dim=256,
-    max_size=(128, 240, 240),
-    patch_size=(1, 2, 2),
-    rope_scale=(1.0, 3.0, 3.0),
-    concat_padding_mask=True,
-    extra_pos_embed_type=None,
-)
+from real_parts import DIT_2B  # isort: skip  (benchmarks/real_parts.py, next to this script)
+
+# Cosmos-Predict2-2B-Video2World's transformer: the config benchmarks/real_parts.py takes from diffusers'
+# conversion script.
+PREDICT2_2B = DIT_2B
 # Predict2's scheduler as its pipeline configures it.
 SCHEDULER = {"_class_name": "FlowMatchEulerDiscreteScheduler", "use_karras_sigmas": True, "shift": 1.0}
 WORLD_IMAGE_SIZE, VAE_FACTOR, TEXT_TOKENS = 448, 8, 512  # the gemma-3-4b preset; Wan2.1; T5 prompt length
