@@ -138,7 +138,7 @@ def _real_gemma_benchmark():
     reason="issue 27, open: int8's top-1 differs from fp32's at more positions than llama.cpp's, since fbgemm rounds "
     "the projection's input to 8 bits with one scale per row (figures in docs/real-gemma.md)",
     raises=AssertionError,
-    strict=False,
+    strict=True,  # passing means issue 27 is met here: drop the marker
 )
 def test_int8_real_gemma_top1_disagrees_with_fp32_no_more_than_llama_cpp():
     """On the benchmark's prompts, each followed by fp32's own greedy continuation, the int8 model's top-1 differs
