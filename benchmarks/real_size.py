@@ -212,15 +212,14 @@ def paper(args) -> None:
           f"{2 * counts['VAE encoder (runs)'] / 1e6:.0f} |")  # fmt: skip
     print(f"| dynamics | once per world step | {dynamics / 1e9:.1f} | {2 * counts['dynamics'] / 1e6:.1f} |")
     print(f"| world projector | once per frame | {projector / 1e9:.2f} | {2 * counts['world projector'] / 1e6:.1f} |")
-    # TheWorld's forward computes the output layer at every prompt position (it gathers the caller's positions
-    # back); plain Gemma 3's generate computes it at the last one only.
+    # generate asks both models for the last position's logits only (`logits_to_keep`).
     print("\n| k | world tokens | prefill tokens | prefill TFLOP (every part) | + per step | KV cache MB | "
           "decode bound tok/s |\n|---|---|---|---|---|---|---|")  # fmt: skip
     previous = None
     for steps in range(config.max_world_steps + 1):
         world = (steps + 1) * frame + 2
         length = base + world
-        total = flops(prefill, length, length) + vae + vision + steps * dynamics + (steps + 1) * projector
+        total = flops(prefill, length, 1) + vae + vision + steps * dynamics + (steps + 1) * projector
         kv = length * kv_per_token
         bound = args.bandwidth / (weight_bytes + kv)
         step = "" if previous is None else f"{(total - previous) / 1e12:.2f}"
@@ -229,7 +228,7 @@ def paper(args) -> None:
     plain = flops(prefill, base, 1) + vision
     print(f"\nplain Gemma 3 4B: {base} prefill tokens, {plain / 1e12:.2f} TFLOP (output layer at the last one only)")
     head = flops(model.lm_head, torch.zeros(1, 1, text.hidden_size, **meta))
-    print(f"the output layer: {head / 1e9:.2f} GFLOP per position; TheWorld's prefill computes it at every one")
+    print(f"the output layer: {head / 1e9:.2f} GFLOP per position, computed at the last prompt position only")
     print(f"decode bound: {weight_bytes / 1e9:.2f} GB of weights per token at {args.bandwidth / 1e12:.2f} TB/s -> "
           f"{args.bandwidth / weight_bytes:.0f} tok/s (KV cache: {kv_per_token / 1e3:.0f} kB per token)")  # fmt: skip
     print(f"prefill at the H100 SXM's dense bf16 peak ({H100_SXM_BF16 / 1e12:.0f} TFLOP/s): at least "
