@@ -220,20 +220,20 @@ class CosmosDynamics(WorldDynamics):
             arguments["fps"] = self.fps
         else:
             arguments["num_latent_conditional_frames"] = 1
+        # The pipeline reads the video's length and size only: the stand-in VAE gives it each row's latents.
+        video = latents.new_zeros(1, 3, 1, height * factor, width * factor, dtype=torch.float32)
+        if self.pipeline_name == "Cosmos2VideoToWorldPipeline":
+            video = video.transpose(1, 2)  # it takes (batch, frames, channels, H, W) and preprocesses it
+        if prompt is None:
+            text = dict(
+                prompt_embeds=self.prompt_embeds.to(self.transformer.dtype),
+                negative_prompt_embeds=self.negative_prompt_embeds.to(self.transformer.dtype),
+            )
+        else:
+            text = dict(prompt=prompt)
         futures = []
         for row in range(batch):
             self._stand_in.current = latents[row : row + 1, -1]
-            # The pipeline reads the video's length and size only: the stand-in VAE gives it the latents.
-            video = latents.new_zeros(1, 3, 1, height * factor, width * factor, dtype=torch.float32)
-            if self.pipeline_name == "Cosmos2VideoToWorldPipeline":
-                video = video.transpose(1, 2)  # it takes (batch, frames, channels, H, W) and preprocesses it
-            if prompt is None:
-                text = dict(
-                    prompt_embeds=self.prompt_embeds.to(self.transformer.dtype),
-                    negative_prompt_embeds=self.negative_prompt_embeds.to(self.transformer.dtype),
-                )
-            else:
-                text = dict(prompt=prompt)
             output = pipe(video=video, **text, **arguments).frames
             futures.append(output[:, :, 1 : 1 + num_steps].transpose(1, 2))
         self._stand_in.current = None
@@ -270,7 +270,7 @@ def cosmos_dynamics_config(
             **text,
             transformer=transformer,
             vae=_EncodedFrame(transformer.config.out_channels),
-            scheduler=getattr(diffusers, index["scheduler"][1]).from_config(scheduler),
+            scheduler=scheduler_class.from_config(scheduler),
             safety_checker=_NoFrames(),
         )
         positive, negative = pipe.encode_prompt(prompt="", do_classifier_free_guidance=True, device="cpu")
