@@ -246,6 +246,11 @@ COMMAND_ROWS: list[Row] = [
     Row("eval-threads-negative", lambda f: ["eval", "--threads", "-1"], "--threads -1 is impossible; pass 1 or more"),
     Row("train-threads-zero", lambda f: ["train", "all", "--threads", "0"], "--threads 0 is impossible; pass 1"),
     Row("ask-empty-question", lambda f: ["ask", EXAMPLE_IMAGE, "  "], "the question is empty"),
+    Row(
+        "world-predict1-input-missing",
+        lambda f: ["world", "--input_type", "image", "--input_image_or_video_path", str(f / "missing.png")],
+        "which is relative to the working folder",
+    ),
     Row("chat-empty-text", lambda f: ["chat", "--text", ""], "--text is empty"),
     Row(
         "chat-image-and-video",

@@ -172,7 +172,11 @@ class WorldSpec(SampleSettings):
         if not resolved.is_file() and context.get("predict1") and Path(value).expanduser().resolve().is_file():
             resolved = Path(value).expanduser().resolve()  # Predict1 reads a batch's inputs from the working folder
         if not resolved.is_file():
-            fix = "fix the path, which is relative to the spec file"
+            where = "the spec file"
+            if context.get("predict1"):  # looked for beside the batch file, then in the working folder
+                here = Path(context.get("base_dir", ".")).resolve() == Path.cwd()
+                where = "the working folder" if here else "the batch file or the working folder"
+            fix = f"fix the path, which is relative to {where}"
             problem = "is a directory, not a file" if resolved.is_dir() else "not found"
             raise _spec_problem(f"input_path {value!r} {problem} (looked at {resolved}); {fix}")
         return resolved
