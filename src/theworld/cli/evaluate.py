@@ -7,29 +7,74 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from theworld.cli.common import console, load_model, set_threads, user_errors
+from theworld.cli.common import console, fail, load_model, set_threads, user_errors
+from theworld.cli.comparison_table import compare_models, print_comparison
 
 __all__ = ["evaluate"]
 
 
 def evaluate(
-    checkpoint: str = typer.Option("theworld-tiny", "--model", help="Checkpoint folder, Hub id, or 'theworld-tiny'."),
+    checkpoints: list[str] = typer.Option(
+        ["theworld-tiny"],
+        "--model",
+        help="Checkpoint folder, Hub id, or 'theworld-tiny'. Repeat it to compare models on the same questions.",
+    ),
     clips: int = typer.Option(200, min=1, help="Test-split clips to draw questions from."),
     questions_per_clip: int = typer.Option(4, min=1),
+    world_steps: str | None = typer.Option(
+        None,
+        help="Comma-separated world steps to ask in, e.g. 0,1,2,3,4 (default: the model's own, then 0); the world "
+        "switched off is always asked too.",
+    ),
     batch_size: int = typer.Option(32, min=1),
     speech: bool = typer.Option(False, help="Also measure speech: spoken vs typed answers, and the round trip."),
     json_path: Path | None = typer.Option(None, "--json", help="Also write the report as JSON here."),
     threads: int | None = typer.Option(None, help="PyTorch CPU threads."),
 ) -> None:
-    """Evaluate a model on ToyWorld's test split, with the world on (k steps, 0 steps) and off."""
+    """Evaluate a model on ToyWorld's test split, with the world on (k steps, 0 steps) and off. With several
+    --model, each in its own first mode against the one before it: the difference with its paired 95% interval."""
     from theworld.evaluation.toyworld_qa import evaluate as run_evaluation
 
+    steps = _world_steps(world_steps)
+    if len(set(checkpoints)) != len(checkpoints):
+        fail("the same --model is given twice; name each model once")
     set_threads(threads)
+    reports, speech_reports = {}, {}
     with user_errors():
-        model = load_model(checkpoint)
-        report = run_evaluation(model, model.processor, clips, questions_per_clip, batch_size)
-        speech_report = _speech_report(model, clips, questions_per_clip) if speech else None
-    table = Table(title=f"ToyWorld test split ({report.num_questions['all']} questions)")
+        for checkpoint in checkpoints:
+            model = load_model(checkpoint)
+            reports[checkpoint] = run_evaluation(model, model.processor, clips, questions_per_clip, batch_size, steps)
+            speech_reports[checkpoint] = _speech_report(model, clips, questions_per_clip) if speech else None
+    for checkpoint, report in reports.items():
+        _print_report(checkpoint if len(reports) > 1 else None, report, speech_reports[checkpoint])
+    if len(reports) > 1:
+        comparison = compare_models(reports)
+        print_comparison(reports, comparison)
+    if json_path is None:
+        return
+    if len(reports) == 1:
+        ((name, report),) = reports.items()
+        json_path.write_text(json.dumps({**asdict(report), "speech": speech_reports[name]}, indent=2))
+    else:
+        models = {name: {**asdict(r), "speech": speech_reports[name]} for name, r in reports.items()}
+        json_path.write_text(json.dumps({"models": models, "comparison": comparison}, indent=2))
+
+
+def _world_steps(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        steps = [int(part) for part in text.split(",")]
+    except ValueError:
+        fail(f"--world-steps {text!r} is not a comma-separated list of whole numbers; e.g. --world-steps 0,1,2,3,4")
+    if any(k < 0 for k in steps) or len(set(steps)) != len(steps):
+        fail(f"--world-steps {text!r} must list distinct numbers of steps, 0 or more; e.g. --world-steps 0,4")
+    return steps
+
+
+def _print_report(name: str | None, report, speech_report: dict | None) -> None:
+    title = f"{name}: " if name else ""
+    table = Table(title=f"{title}ToyWorld test split ({report.num_questions['all']} questions)")
     table.add_column("mode")
     families = ["static", "temporal", "all"]
     for family in families:
@@ -46,14 +91,22 @@ def evaluate(
     for kind in sorted(k for k in report.num_questions if k not in families + ["static", "temporal"]):
         kinds.add_row(kind, *[f"{100 * acc[kind]:.1f}%" for acc in report.accuracy.values()])
     console.print(kinds)
+    if report.world_parts_measured:
+        _print_world_parts(report)
+    if speech_report is not None:
+        _print_speech(speech_report)
+
+
+def _print_world_parts(report) -> None:
     console.print(f"VAE reconstruction PSNR: {report.vae_psnr_db:.2f} dB")
-    rollout = Table(title="rollout MSE per imagined step (lower is better)")
-    rollout.add_column("space / predictor")
-    for step in range(len(report.rollout["latent_model"])):
-        rollout.add_column(f"step {step + 1}", justify="right")
-    for name, errors in report.rollout.items():
-        rollout.add_row(name, *[f"{e:.4f}" for e in errors])
-    console.print(rollout)
+    if report.rollout:
+        rollout = Table(title="rollout MSE per imagined step (lower is better)")
+        rollout.add_column("space / predictor")
+        for step in range(len(report.rollout["latent_model"])):
+            rollout.add_column(f"step {step + 1}", justify="right")
+        for name, errors in report.rollout.items():
+            rollout.add_row(name, *[f"{e:.4f}" for e in errors])
+        console.print(rollout)
     if report.object_reading:
         reading = Table(title="object reader on the test clips: the current frame, then each imagined one")
         reading.add_column("measure")
@@ -69,10 +122,6 @@ def evaluate(
             facts.add_column(name, justify="right")
         facts.add_row(*[f"{100 * a:.1f}%" for a in report.object_facts.values()])
         console.print(facts)
-    if speech_report is not None:
-        _print_speech(speech_report)
-    if json_path is not None:
-        json_path.write_text(json.dumps({**asdict(report), "speech": speech_report}, indent=2))
 
 
 def _speech_report(model, clips: int, questions_per_clip: int) -> dict:

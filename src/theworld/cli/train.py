@@ -17,6 +17,19 @@ def train(
     output_dir: Path = typer.Option(Path("runs/theworld-tiny"), help="The checkpoint folder the stages build."),
     settings: str = typer.Option("full", help="full (the shipped model) | smoke (a few steps, for tests)."),
     seed: int | None = typer.Option(None, help="Override the settings' seed."),
+    world: bool | None = typer.Option(
+        None,
+        "--world/--no-world",
+        help="--no-world: a baseline without the world parts (the language model sees the image's tokens only; "
+        "the vae, dynamics and objects stages train nothing).",
+    ),
+    world_steps: int | None = typer.Option(
+        None,
+        min=0,
+        max=4,
+        help="Override the model's world steps (4): 0 gives the baseline with world tokens of the current frame "
+        "only, no imagination (the dynamics stage trains nothing).",
+    ),
     objects_steps: int | None = typer.Option(
         None, min=0, help="Override the objects stage's detector steps (0: train only the fact heads)."
     ),
@@ -70,6 +83,8 @@ def train(
         fail(f"Unknown settings {settings!r}; choose one of {', '.join(named)}")
     overrides = {
         "seed": seed,
+        "world": world,
+        "world_steps": world_steps,
         "objects_steps": objects_steps,
         "language_steps": language_steps,
         "language_clips": language_clips,
@@ -88,6 +103,13 @@ def train(
     if unknown:  # a stage with settings of its own (`Stage.settings`) has none of the others' knobs
         options = ", ".join("--" + name.replace("_", "-") for name in unknown)
         fail(f"{options} does not apply to the {stage} stage; leave it out")
+    if stage not in ("all", "vae") and (world is not None or world_steps is not None):
+        fail(
+            f"--world/--no-world and --world-steps shape the model the first stage makes: use them with `all` or "
+            f"`vae`, not `{stage}`"
+        )
+    if world is False and world_steps is not None:
+        fail("--world-steps needs the world; leave out --no-world or --world-steps")
     chosen = replace(named[settings], **given)
     with user_errors():
         if stage == "all":

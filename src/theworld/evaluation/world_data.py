@@ -115,15 +115,17 @@ def fact_targets(clip: Clip, t: int, slot_names: list[str], max_steps: int) -> t
 def fact_data(model: TheWorld, split: str, num_clips: int, batch_size: int = 64) -> tuple[torch.Tensor, ...]:
     """The courses (N, slots, course) the language model's mentions get, read from single frames of `split`'s
     first `num_clips` clips and their imagined futures exactly as at inference, with `fact_targets` for each:
-    every frame that has its ghosts and `max_world_steps` true future frames after it."""
+    every frame that has its ghosts and `max_world_steps` true future frames after it. The futures imagined are
+    the model's `num_world_steps`, as at inference: a model that imagines none reads the current frame only."""
     steps = model.config.max_world_steps
+    imagined = model.config.num_world_steps
     clips = [simulate(seed) for seed in split_seeds(split, num_clips)]
     pairs = [(clip, t) for clip in clips for t in range(GHOSTS, len(clip.states) - steps)]
     frames = to_model_range(np.stack([clip.frames[t] for clip, t in pairs]))
     courses = []
     starts = range(0, len(frames), batch_size)
     for start in track(starts, description=f"reading {split} frames", console=progress_console, transient=True):
-        latents = model.imagine(frames[start : start + batch_size], steps)
+        latents = model.imagine(frames[start : start + batch_size], imagined)
         states = model.object_reader.read(latents.flatten(0, 1)).unflatten(0, latents.shape[:2])
         courses.append(model.object_reader.courses(states))
     names = model.config.world_objects["names"]

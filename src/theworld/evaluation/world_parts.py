@@ -62,7 +62,9 @@ def reading_errors(
     """Mean position error in pixels of present objects, and presence accuracy, for the encoded frame `start`
     and each imagined frame after it (`world_data.reading_data` gives the latents and targets)."""
     context = latents[:, start + 1 - dynamics.context_frames : start + 1]
-    frames = torch.cat([latents[:, start : start + 1], dynamics.rollout(context, rollout_steps)], dim=1)
+    frames = latents[:, start : start + 1]
+    if rollout_steps:
+        frames = torch.cat([frames, dynamics.rollout(context, rollout_steps)], dim=1)
     truth = targets[:, start : start + 1 + rollout_steps]
     states = reader.read(frames.flatten(0, 1)).unflatten(0, frames.shape[:2])
     shown = truth[..., 0] > 0

@@ -43,7 +43,12 @@ def new_model(settings: RecipeSettings) -> tuple[TheWorld, object]:
     words = [*world_objects.get("names", []), *(world_objects.get("kinds") or [])]
     corpus += [" ".join(words)] * 50 if words else []
     processor = build_processor(train_tokenizer(corpus, settings.vocab_size), image_size=64, image_seq_length=16)
-    config = config_from_name(settings.preset, processor.tokenizer, world_objects=world_objects or None)
+    world: dict = {"world_objects": world_objects or None}
+    if not settings.world:
+        world = {"world_objects": None, "enable_world": False, "num_world_steps": 0}
+    elif settings.world_steps is not None:
+        world["num_world_steps"] = settings.world_steps
+    config = config_from_name(settings.preset, processor.tokenizer, **world)
     torch.manual_seed(settings.seed)
     model = TheWorld(config)
     end_of_turn = processor.tokenizer.convert_tokens_to_ids("<end_of_turn>")

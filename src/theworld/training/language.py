@@ -59,6 +59,7 @@ class ChatTensors:
         }
         if self.pixel_values is not None:
             batch["pixel_values"] = self.pixel_values[index]
+        if self.world_latents is not None:
             batch["world_latents"] = self.world_latents[index].float()
         if self.world_object_states is not None:
             batch["world_object_states"] = self.world_object_states[index]
@@ -146,9 +147,9 @@ def read_objects(model: TheWorld, latents: torch.Tensor, batch_size: int = 256) 
 
 
 def encode_images(model: TheWorld, processor: Gemma3Processor, images: list[np.ndarray]) -> dict[str, torch.Tensor]:
-    """`ChatTensors`' pixel values, world latents (half precision) and object states of `images`, each distinct
-    image computed once: a clip's questions share frames, and imagining them is the costly part of preparing the
-    data."""
+    """`ChatTensors`' pixel values, world latents (half precision) and object states of `images` (pixel values
+    only for a model without a world), each distinct image computed once: a clip's questions share frames, and
+    imagining them is the costly part of preparing the data."""
     first_of: dict[bytes, int] = {}
     distinct: list[np.ndarray] = []
     index = []
@@ -159,6 +160,8 @@ def encode_images(model: TheWorld, processor: Gemma3Processor, images: list[np.n
             distinct.append(image)
         index.append(first_of[key])
     index = torch.tensor(index)
+    if not model.config.enable_world:
+        return {"pixel_values": pixel_values_of(processor, distinct)[index]}
     latents = imagine_latents(model, to_model_range(np.stack(distinct)), model.config.num_world_steps).half()
     states = read_objects(model, latents)
     return {
@@ -209,7 +212,7 @@ def train_with_world_frozen(
     """Optimise everything but the world encoder, dynamics, object detector and fact heads (frozen: the language
     model learns to read the world they give) with `step_loss` (of a shard, with `shards`: `loop.optimize`);
     returns the last loss."""
-    frozen = [model.world_encoder, model.dynamics]
+    frozen = [model.world_encoder, model.dynamics] if model.config.enable_world else []
     if model.config.world_objects is not None:
         frozen.append(model.object_reader.detector)
         if model.object_reader.kind_token_ids is not None:

@@ -43,9 +43,14 @@ def _samples(
     start = torch.randint(context - 1, num_frames - rollout_steps, (len(clips),), generator=generator)
     window = start[:, None] + torch.arange(-context + 1, 1)
     with torch.no_grad():
-        imagined = dynamics.rollout(latents[clips[:, None], window], rollout_steps)  # (n, k, C, h, w)
+        imagined = (
+            dynamics.rollout(latents[clips[:, None], window], rollout_steps)  # (n, k, C, h, w)
+            if rollout_steps
+            else latents.new_zeros(len(clips), 0, *latents.shape[2:])
+        )
     future = targets[clips[:, None], start[:, None] + torch.arange(1, rollout_steps + 1)]
-    frames = torch.randint(num_frames, (len(clips) * rollout_steps,), generator=generator)
+    # As many encoded frames as imagined ones; a model that imagines nothing reads encoded frames only.
+    frames = torch.randint(num_frames, (len(clips) * (rollout_steps or 2),), generator=generator)
     shown = torch.randint(num_clips, (len(frames),), generator=generator)
     return (
         torch.cat([latents[shown, frames], imagined.flatten(0, 1)]),
@@ -66,7 +71,7 @@ def train_object_reader(
 ) -> float:
     """Fit the reader's detector on clip latents (N, T, C, h, w) and their targets (N, T, slots, 7)."""
     generator = torch.Generator().manual_seed(seed)
-    rollouts = max(batch_size // (2 * rollout_steps), 1)
+    rollouts = max(batch_size // (2 * max(rollout_steps, 1)), 1)
 
     def step_loss() -> tuple[torch.Tensor, float]:
         loss = reading_loss(reader, *_samples(latents, targets, dynamics, rollout_steps, rollouts, generator))

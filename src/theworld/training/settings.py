@@ -11,6 +11,12 @@ __all__ = ["SETTINGS", "RecipeSettings"]
 @dataclass(frozen=True)
 class RecipeSettings:
     preset: str = "theworld-tiny"
+    # The baselines the world is measured against, on the same recipe, budget and seed: `world=False` builds no
+    # world parts (the language model sees the image's tokens only, and the world stages are skipped);
+    # `world_steps=0` gives world tokens of the current frame only (no imagination, so no dynamics stage). None
+    # keeps the preset's number of world steps.
+    world: bool = True
+    world_steps: int | None = None
     vae_clips: int = 400
     vae_steps: int = 1000
     vae_batch_size: int = 16

@@ -17,8 +17,12 @@ __all__ = ["dynamics", "objects", "vae"]
 
 
 def vae(context: StageContext) -> dict:
-    """The world encoder's VAE, on single frames; its latent statistics go into the configs."""
+    """The world encoder's VAE, on single frames; its latent statistics go into the configs. As the first stage
+    it also makes the model (`checkpoint_stage`): a model without a world (`--no-world`) is made and trains
+    nothing here."""
     model, settings = context.model, context.settings
+    if not model.config.enable_world:
+        return {"vae_skipped": "no world"}
     frames = to_model_range(simulate_clips("train", settings.vae_clips)).flatten(0, 1)
     autoencoder = model.world_encoder.vae
     mse = train_vae(autoencoder, frames, settings.vae_steps, settings.vae_batch_size, seed=settings.seed)
@@ -33,8 +37,11 @@ def vae(context: StageContext) -> dict:
 
 
 def dynamics(context: StageContext) -> dict:
-    """The dynamics, on the latents of whole clips: it learns to roll the world forward."""
+    """The dynamics, on the latents of whole clips: it learns to roll the world forward. A model that imagines
+    nothing (no world, or `num_world_steps=0`) skips it."""
     model, settings = context.model, context.settings
+    if not model.config.enable_world or model.config.num_world_steps == 0:
+        return {"dynamics_skipped": "no world" if not model.config.enable_world else "num_world_steps=0"}
     clips = to_model_range(simulate_clips("train", settings.dynamics_clips))
     latents = encode_clips(model.world_encoder, clips)
     mse = train_dynamics(
@@ -54,6 +61,8 @@ def objects(context: StageContext) -> dict:
     preset's kind words) gets one first, so a language stage after this one must teach the language model to read
     it."""
     model, processor, settings = context.model, context.processor, context.settings
+    if not model.config.enable_world:
+        return {"objects_skipped": "no world"}
     wanted = preset_world_objects(settings.preset, COLOURS, KINDS)
     if wanted is None and model.config.world_objects is None:
         raise ValueError(f"The preset {settings.preset!r} names no world objects for an object reader")
