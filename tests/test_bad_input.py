@@ -305,6 +305,24 @@ COMMAND_ROWS: list[Row] = [
         "over this model's context of 4096 tokens",
     ),
     Row("chat-text-longer-than-the-context", lambda f: ["chat", "--text", LONG_QUESTION], "context of 4096 tokens"),
+    Row(
+        "ask-offload-world-model-on-the-cpu",
+        lambda f: ["ask", EXAMPLE_IMAGE, "where?", "--offload-world-model"],
+        "--offload-world-model keeps the world model on the CPU while the rest runs on --device; pass --device cuda",
+    ),
+    Row("chat-device-not-a-device", lambda f: ["chat", "--text", "hi", "--device", "banana"], "is not a device"),
+    Row(
+        "ask-offload-world-model-without-a-cosmos-predictor",
+        lambda f: ["ask", EXAMPLE_IMAGE, "where?", "--device", "cpu:0", "--offload-world-model"],
+        "keeps a Cosmos predictor (dynamics_type='cosmos') off the device between imaginings; this model's "
+        "dynamics is not one",
+    ),
+    Row("eval-world-steps-not-numbers", lambda f: ["eval", "--world-steps", "0,four"], "not a comma-separated list"),
+    Row(
+        "train-world-steps-on-a-later-stage",
+        lambda f: ["train", "language", "--world-steps", "0", "--output-dir", str(f / "run")],
+        "shape the model the first stage makes: use them with `all` or `vae`",
+    ),
 ]
 
 ROWS = LOADING_ROWS + MEDIA_ROWS + COMMAND_ROWS

@@ -81,6 +81,64 @@ def test_imagined_latents_equal_the_diffusers_pipelines(cosmos, guidance, prompt
     torch.testing.assert_close(ours[:, 1:].transpose(1, 2), reference[:, :, 1:], atol=2e-5, rtol=1e-5)
 
 
+def test_a_clip_conditions_the_predictor_as_the_pipeline_conditions_on_a_video(cosmos):
+    """Given a clip, the predictor is conditioned on its last 5 frames encoded as one video (two conditional
+    latent frames), and imagines what the pipeline denoises from that video."""
+    family, folder, pipe, fused = cosmos
+    if family == "predict2":  # as above: a posterior with no spread, so sample and mean are the same latents
+        with torch.no_grad():
+            pipe.vae.quant_conv.weight[4:] = 0
+            pipe.vae.quant_conv.bias[4:] = -30.0
+    rng = np.random.default_rng(5)
+    images = [Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)) for _ in range(6)]
+    kwargs = dict(
+        prompt="",
+        height=64,
+        width=64,
+        num_frames=4 * (1 + 2) + 1,  # two conditional latent frames, two to imagine
+        num_inference_steps=3,
+        guidance_scale=1.0,
+        generator=torch.Generator().manual_seed(11),
+        output_type="latent",
+    )
+    if family == "predict2.5":
+        kwargs["num_latent_conditional_frames"] = 2
+    reference = pipe(video=images[-5:], **kwargs).frames
+    clip = torch.stack([torch.from_numpy(np.array(i)).permute(2, 0, 1) for i in images])[None].float() / 255 * 2 - 1
+    ours = fused.imagine(clip, 2, denoising_steps=3, seed=11)
+    assert ours.shape == (1, 3, 4, 8, 8)
+    torch.testing.assert_close(ours[:, 0], fused.world_encoder.encode(clip[:, -1:])[:, 0])
+    torch.testing.assert_close(ours[:, 1:].transpose(1, 2), reference[:, :, 2:], atol=2e-5, rtol=1e-5)
+    # It is the clip that conditions the future: the last frame alone imagines another one.
+    alone = fused.imagine(clip[:, -1], 2, denoising_steps=3, seed=11)
+    assert not torch.allclose(alone[:, 1:], ours[:, 1:], atol=1e-3)
+
+
+def test_an_offloaded_predictor_visits_the_device_only_while_it_denoises(cosmos, model, gemma_checkpoint):
+    """`--offload-world-model` (`TheWorld.place(device, offload_world_model=True)`): the predictor's transformer is
+    on the CPU before and after imagining, and the imagined future is the one without offloading. On a CPU-only
+    machine the execution device is `cpu:0`, a device the hook moves weights to and from as it would a GPU."""
+    family, folder, pipe, fused = cosmos
+    frame = torch.rand(1, 3, 64, 64) * 2 - 1
+    kept = fused.imagine(frame, 2, denoising_steps=2, seed=3)
+    offloaded = TheWorld.from_pretrained(gemma_checkpoint, cosmos_model_name=str(folder), dynamics_type="cosmos")
+    offloaded.eval().place(torch.device("cpu", 0), offload_world_model=True)
+    transformer, moves = offloaded.dynamics.transformer, []
+    move = transformer.to
+
+    def tracked(*args, **kwargs):  # a CPU tensor sent to cpu:0 reports "cpu": the moves are what tell
+        moves.append(str(args[0] if args else kwargs.get("device")))
+        return move(*args, **kwargs)
+
+    transformer.to = tracked
+    torch.testing.assert_close(offloaded.imagine(frame, 2, denoising_steps=2, seed=3), kept)
+    # Each denoising step's call makes sure it is on the device (2 steps); once imagined, it goes back.
+    assert moves == ["cpu:0", "cpu:0", "cpu"], "to the device to denoise, then back to the CPU"
+    assert next(offloaded.dynamics.transformer.parameters()).device == torch.device("cpu"), "and leaves it after"
+    with pytest.raises(ValueError, match="dynamics is not one"):
+        model.place("cpu", offload_world_model=True)
+
+
 def test_world_settings_reach_the_predictor_and_survive_saving(cosmos, processor, tmp_path):
     _, _, _, fused = cosmos
     inputs = chat_inputs(processor, [conversation(make_image(4), "where is the red ball?")])

@@ -6,6 +6,8 @@ import typer
 
 from theworld.cli.common import (
     COMPILE_OPTION,
+    DEVICE_OPTION,
+    OFFLOAD_WORLD_MODEL_OPTION,
     QUANTIZE_OPTION,
     Quantization,
     fail,
@@ -32,6 +34,8 @@ def ask(
     threads: int | None = typer.Option(None, help="PyTorch CPU threads."),
     quantize: Quantization | None = QUANTIZE_OPTION,
     compile: bool = COMPILE_OPTION,
+    device: str = DEVICE_OPTION,
+    offload_world_model: bool = OFFLOAD_WORLD_MODEL_OPTION,
 ) -> None:
     """Answer a question about an image; the world model imagines the scene's future first."""
     from theworld.media import load_image
@@ -43,7 +47,14 @@ def ask(
         if save_world is not None:
             check_output_file(save_world, "--save-world")
         picture = load_image(image)  # a bad image fails before the model loads
-        model = load_model(model_name, with_images=True, quantization=quantize and quantize.value, compile=compile)
+        model = load_model(
+            model_name,
+            with_images=True,
+            device=device,
+            offload_world_model=offload_world_model,
+            quantization=quantize and quantize.value,
+            compile=compile,
+        )
         sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature else {}
         # With --save-world the world is imagined once: the answer reads the latents that are drawn.
         reply = model.ask(

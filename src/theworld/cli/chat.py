@@ -6,6 +6,8 @@ import typer
 
 from theworld.cli.common import (
     COMPILE_OPTION,
+    DEVICE_OPTION,
+    OFFLOAD_WORLD_MODEL_OPTION,
     QUANTIZE_OPTION,
     Quantization,
     console,
@@ -52,6 +54,8 @@ def chat(
     threads: int | None = typer.Option(None, help="PyTorch CPU threads."),
     quantize: Quantization | None = QUANTIZE_OPTION,
     compile: bool = COMPILE_OPTION,
+    device: str = DEVICE_OPTION,
+    offload_world_model: bool = OFFLOAD_WORLD_MODEL_OPTION,
 ) -> None:
     """Chat with TheWorld about images and videos; it imagines the scene's future before it answers."""
     from theworld.media import load_image
@@ -76,6 +80,8 @@ def chat(
         model = load_model(
             model_name,
             with_images=image is not None or video is not None,
+            device=device,
+            offload_world_model=offload_world_model,
             quantization=quantize and quantize.value,
             compile=compile,
         )

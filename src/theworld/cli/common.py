@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COMPILE_OPTION",
+    "DEVICE_OPTION",
+    "OFFLOAD_WORLD_MODEL_OPTION",
     "QUANTIZE_OPTION",
     "Quantization",
     "console",
@@ -47,6 +49,12 @@ QUANTIZE_OPTION = typer.Option(
 COMPILE_OPTION = typer.Option(
     False, "--compile", help="torch.compile the language model's layers (the first answer waits for it)."
 )
+DEVICE_OPTION = typer.Option("cpu", "--device", help="Where the model runs: cpu, or an accelerator (cuda, cuda:1).")
+OFFLOAD_WORLD_MODEL_OPTION = typer.Option(
+    False,
+    "--offload-world-model",
+    help="With --device cuda: keep a Cosmos predictor (dynamics_type='cosmos') on the CPU between imaginings.",
+)
 
 
 def fail(message: str) -> NoReturn:
@@ -73,11 +81,21 @@ def set_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-def load_model(name: str, with_images: bool = False, **kwargs) -> "TheWorld":
-    """TheWorld and its processor from a name, folder or Hub id. What can be told without the weights is refused
-    before they load: an unknown name (before the heavy imports too), images for a model that cannot see them, a
-    folder without a tokenizer."""
+def load_model(
+    name: str, with_images: bool = False, device: str = "cpu", offload_world_model: bool = False, **kwargs
+) -> "TheWorld":
+    """TheWorld and its processor from a name, folder or Hub id, placed on `device` (`TheWorld.place`). What can be
+    told without the weights is refused before they load: an unknown name (before the heavy imports too), a device
+    this machine lacks, images for a model that cannot see them, a folder without a tokenizer."""
     from theworld.modeling.names import locate_model
+
+    if offload_world_model and device == "cpu":
+        fail(
+            "--offload-world-model keeps the world model on the CPU while the rest runs on --device; pass --device "
+            "cuda (an accelerator), or leave it out"
+        )
+    if device != "cpu":
+        _check_device(device)
 
     location = locate_model(name)
     kwargs.setdefault("local_files_only", location.local_files_only)  # a cached Hub id, the Hub out of reach
@@ -102,7 +120,26 @@ def load_model(name: str, with_images: bool = False, **kwargs) -> "TheWorld":
         model.processor = load_processor(model.name_or_path) if is_gguf else processor
     except (OSError, ImportError) as error:
         fail(f"Cannot load model {name}: {str(error).strip().splitlines()[0]}")
+    if device != "cpu" or offload_world_model:
+        try:
+            model.place(device, offload_world_model=offload_world_model)
+        except ValueError as error:
+            fail(f"{name}: {error}")
     return model
+
+
+def _check_device(device: str) -> None:
+    import torch
+
+    try:
+        wanted = torch.device(device)
+    except RuntimeError:
+        fail(f"--device {device!r} is not a device; pass cpu, cuda or cuda:N")
+    available = getattr(torch, wanted.type, None)
+    if available is None or not hasattr(available, "is_available") or not available.is_available():
+        fail(f"--device {device}: this machine has no {wanted.type} device; pass --device cpu")
+    if wanted.index is not None and wanted.index >= available.device_count():
+        fail(f"--device {device}: this machine has {available.device_count()} {wanted.type} device(s)")
 
 
 def save_imagined_world(model: "TheWorld", latents: "torch.Tensor", path: Path) -> None:

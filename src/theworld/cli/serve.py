@@ -10,6 +10,8 @@ import typer
 
 from theworld.cli.common import (
     COMPILE_OPTION,
+    DEVICE_OPTION,
+    OFFLOAD_WORLD_MODEL_OPTION,
     QUANTIZE_OPTION,
     Quantization,
     console,
@@ -45,6 +47,8 @@ def serve(
     threads: int | None = typer.Option(None, help="PyTorch CPU threads."),
     quantize: Quantization | None = QUANTIZE_OPTION,
     compile: bool = COMPILE_OPTION,
+    device: str = DEVICE_OPTION,
+    offload_world_model: bool = OFFLOAD_WORLD_MODEL_OPTION,
 ) -> None:
     """Serve the OpenAI API (chat with images, video and speech; speech; transcription; world videos)."""
     import logging
@@ -77,12 +81,20 @@ def serve(
             max_speech_chars=max_speech_chars,
             quantize=quantize and quantize.value,
             compile=compile,
+            device=device,
+            offload_world_model=offload_world_model,
         )
     except ValidationError as error:
         first = error.errors()[0]
         fail(f"--{str(first['loc'][0]).replace('_', '-')} {first['input']}: {first['msg']}")
     with user_errors():
-        model = load_model(settings.model, quantization=settings.quantize, compile=settings.compile)
+        model = load_model(
+            settings.model,
+            device=settings.device,
+            offload_world_model=settings.offload_world_model,
+            quantization=settings.quantize,
+            compile=settings.compile,
+        )
         app = create_app(settings, model)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     key = "an API key" if settings.api_key else "no API key"

@@ -54,9 +54,10 @@ class _Posterior:
 
 
 class _EncodedFrame(torch.nn.Module):
-    """The pipeline's VAE, standing in for the world encoder: `encode` returns the current frame's latents
-    (already normalised, so the statistics it reports are 0 and 1). It holds no weights; the pipeline reads its
-    temporal and spatial factors only to size the latent video, which `rollout` sets to 1 + k frames of h x w."""
+    """The pipeline's VAE, standing in for the world encoder: `encode` returns the conditional latent frames TheWorld
+    already encoded (normalised, so the statistics it reports are 0 and 1): the current frame's, or a clip's. It
+    holds no weights; the pipeline reads its temporal and spatial factors only to size the latent video, which
+    `rollout` sets to c + k frames of h x w."""
 
     temperal_downsample = [False, True, True]  # factors 4 and 8: rollout sizes its video by them
 
@@ -74,8 +75,11 @@ class _EncodedFrame(torch.nn.Module):
         return self.current.device if self.current is not None else torch.device("cpu")
 
     def encode(self, video: torch.Tensor) -> SimpleNamespace:
+        """The conditional latent frames `current` (1, C, c, h, w), then the last of them again for the frames the
+        pipeline padded the video with (it reads those only where its condition mask is 0, i.e. never)."""
         latent_frames = (video.shape[2] - 1) // 4 + 1
-        latents = self.current[:, :, None].expand(-1, -1, latent_frames, -1, -1).float()
+        padding = self.current[:, :, -1:].expand(-1, -1, latent_frames - self.current.shape[2], -1, -1)
+        latents = torch.cat([self.current, padding], dim=2).float()
         return SimpleNamespace(latent_dist=_Posterior(latents.contiguous()))
 
 
@@ -174,6 +178,13 @@ class CosmosDynamics(WorldDynamics):
         _, hook = cpu_offload_with_hook(self.transformer, torch.device(device))
         self.__dict__["_offload_hook"] = hook
 
+    @property
+    def conditioning_video_frames(self) -> int:
+        """How many of a clip's last frames the predictor is conditioned on, encoded as one video: 1 + one latent
+        frame's worth (5 with the Wan VAE: the pipelines' two conditional latent frames); 1 for a predictor of
+        per-frame latents, whose world steps are single frames."""
+        return 1 + self.frames_per_step if self.frames_per_step > 1 else 1
+
     def step(self, latents: torch.Tensor) -> torch.Tensor:
         return self.rollout(latents, 1)[:, 0]
 
@@ -185,12 +196,15 @@ class CosmosDynamics(WorldDynamics):
         guidance: float | None = None,
         seed: int | None = None,
         prompt: str | None = None,
+        conditioning: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Denoise `num_steps` future latent frames after the last of `latents` (B, T, C, h, w), all at once, as
         the pipeline does: (B, T, C, h, w) -> (B, num_steps, C, h, w). Images are denoised one after another
         from one generator seeded with `seed`, so the first gets exactly the pipeline's result for that seed.
         `prompt` replaces the empty prompt: the pipeline encodes it with the text encoder `load_text_encoder`
-        kept (and the default negative prompt, for guidance)."""
+        kept (and the default negative prompt, for guidance). `conditioning` (B, 2, C, h, w), a clip's last
+        `conditioning_video_frames` encoded as one video, conditions on the clip instead of its last frame: the
+        pipelines' two conditional latent frames, as when they are given that video."""
         settings = {"denoising_steps": denoising_steps, "guidance": guidance, "seed": seed}
         settings = {key: self.defaults[key] if value is None else value for key, value in settings.items()}
         if int(settings["denoising_steps"]) < 1:
@@ -203,6 +217,13 @@ class CosmosDynamics(WorldDynamics):
         if num_steps == 0:
             return latents[:, :0]
         batch, _, channels, height, width = latents.shape
+        if conditioning is None:
+            conditioning = latents[:, -1:]
+        if conditioning.shape[1] not in (1, 2) or conditioning.shape[0] != batch:
+            raise ValueError(
+                f"The Cosmos pipelines condition on 1 or 2 latent frames per image, got {tuple(conditioning.shape)}"
+            )
+        conditional = conditioning.shape[1]
         if height % 2 or width % 2:
             raise ValueError(f"The Cosmos dynamics needs an even latent size, got {height}x{width}")
         pipe, factor = self.pipeline(), 2 ** len(self._stand_in.temperal_downsample)
@@ -210,7 +231,7 @@ class CosmosDynamics(WorldDynamics):
         arguments = dict(
             height=height * factor,
             width=width * factor,
-            num_frames=4 * num_steps + 1,
+            num_frames=4 * (conditional - 1 + num_steps) + 1,
             num_inference_steps=int(settings["denoising_steps"]),
             guidance_scale=float(settings["guidance"]),
             generator=generator,
@@ -219,9 +240,10 @@ class CosmosDynamics(WorldDynamics):
         if self.pipeline_name == "Cosmos2VideoToWorldPipeline":
             arguments["fps"] = self.fps
         else:
-            arguments["num_latent_conditional_frames"] = 1
+            arguments["num_latent_conditional_frames"] = conditional
         # The pipeline reads the video's length and size only: the stand-in VAE gives it each row's latents.
-        video = latents.new_zeros(1, 3, 1, height * factor, width * factor, dtype=torch.float32)
+        video_frames = 4 * (conditional - 1) + 1
+        video = latents.new_zeros(1, 3, video_frames, height * factor, width * factor, dtype=torch.float32)
         if self.pipeline_name == "Cosmos2VideoToWorldPipeline":
             video = video.transpose(1, 2)  # it takes (batch, frames, channels, H, W) and preprocesses it
         if prompt is None:
@@ -233,9 +255,9 @@ class CosmosDynamics(WorldDynamics):
             text = dict(prompt=prompt)
         futures = []
         for row in range(batch):
-            self._stand_in.current = latents[row : row + 1, -1]
+            self._stand_in.current = conditioning[row : row + 1].transpose(1, 2)
             output = pipe(video=video, **text, **arguments).frames
-            futures.append(output[:, :, 1 : 1 + num_steps].transpose(1, 2))
+            futures.append(output[:, :, conditional : conditional + num_steps].transpose(1, 2))
         self._stand_in.current = None
         if self._offload_hook is not None:
             self._offload_hook.offload()

@@ -167,12 +167,41 @@ class TheWorldParts(Gemma3ForConditionalGeneration):
         context = self.config.text_config.max_position_embeddings
         check_prompt_length(input_ids, self.config.boi_token_id, block, max_new_tokens, context)
 
+    def place(self, device: str | torch.device, offload_world_model: bool = False):
+        """Move the model to `device`. With `offload_world_model`, a Cosmos predictor's transformer (the largest
+        world part: 2B parameters for Predict2) stays on the CPU and visits `device` only while it denoises
+        (`CosmosDynamics.enable_offload`, the hook of `theworld world --offload-model`); it never sits on the
+        device beside the language model."""
+        if not offload_world_model:
+            return self.to(device)
+        if not hasattr(getattr(self, "dynamics", None), "enable_offload"):
+            raise ValueError(
+                "offload_world_model keeps a Cosmos predictor (dynamics_type='cosmos') off the device between "
+                "imaginings; this model's dynamics is not one: leave it out"
+            )
+        for name, child in self.named_children():
+            if name != "dynamics":
+                child.to(device)
+        self.dynamics.transformer.to("cpu")
+        for name, buffer in self.dynamics.named_buffers(recurse=False):
+            setattr(self.dynamics, name, buffer.to(device))
+        self.dynamics.enable_offload(device)
+        return self
+
     def imagine(self, frames: torch.Tensor, num_world_steps: int, **sampling) -> torch.Tensor:
         """Latents of the current frame and its imagined future: images (N, 3, H, W) or clips (N, T, 3, H, W) in
         [-1, 1] -> (N, 1 + k, C, h, w). A clip's last frame is the current one; its earlier frames are the
-        dynamics' context. `sampling` (`denoising_steps`, `guidance`, `seed`) reaches a diffusion dynamics."""
-        clips = frames if frames.dim() == 5 else frames.unsqueeze(1)
-        latents = self.world_encoder.encode(clips.to(self.device, self.dtype))
+        dynamics' context (a Cosmos predictor's: the last 5, encoded as one video, when the clip has them).
+        `sampling` (`denoising_steps`, `guidance`, `seed`) reaches a diffusion dynamics."""
+        clips = (frames if frames.dim() == 5 else frames.unsqueeze(1)).to(self.device, self.dtype)
+        video_frames = getattr(self.dynamics, "conditioning_video_frames", 1)
+        if video_frames > 1 and clips.shape[1] >= video_frames and num_world_steps > 0:
+            # A Cosmos predictor on the Wan VAE reads a clip as the pipelines do: its last frames encoded as one
+            # video. The current frame is also encoded on its own, as every frame's world tokens are.
+            latents = self.world_encoder.encode(clips[:, -1:])
+            sampling["conditioning"] = self.world_encoder.encode_video(clips[:, -video_frames:])
+        else:
+            latents = self.world_encoder.encode(clips)
         return torch.cat([latents[:, -1:], self.dynamics.rollout(latents, num_world_steps, **sampling)], dim=1)
 
     def draw_world(self, latents: torch.Tensor) -> torch.Tensor:

@@ -66,6 +66,19 @@ class WorldEncoder(nn.Module):
         latents = (latents - self.latents_mean.view(1, -1, 1, 1)) / self.latents_std.view(1, -1, 1, 1)
         return latents.to(flat.dtype).unflatten(0, (batch, steps))
 
+    def encode_video(self, frames: torch.Tensor) -> torch.Tensor:
+        """(B, T, 3, H, W) in [-1, 1], one video of T = 1 + factor x m frames -> its normalised latents
+        (B, 1 + m, C, h, w), the posterior mean: the first frame alone, then each latent frame packing the VAE's
+        temporal factor of frames, as a Cosmos predictor's conditioning video is encoded."""
+        batch, steps = frames.shape[:2]
+        flat = frames.flatten(0, 1).to(self.vae.dtype)
+        if flat.shape[-1] != self.image_size or flat.shape[-2] != self.image_size:
+            flat = F.interpolate(flat, size=(self.image_size, self.image_size), mode="area")
+        video = flat.unflatten(0, (batch, steps)).transpose(1, 2)
+        latents = self.vae.encode(video).latent_dist.mode()
+        latents = (latents - self.latents_mean.view(1, -1, 1, 1, 1)) / self.latents_std.view(1, -1, 1, 1, 1)
+        return latents.to(flat.dtype).transpose(1, 2)
+
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Normalised latents (B, T, C, h, w) -> frames (B, T, 3, H, W) in [-1, 1]."""
         batch, steps = latents.shape[:2]

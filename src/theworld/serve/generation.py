@@ -177,6 +177,7 @@ def run_batch(model: TheWorld, jobs: list[ChatJob], world: WorldCache | None, de
     rows = [job for job in jobs for _ in range(job.n)]
     choices = [_Choice(job, i, decode, end_ids, ended) for job in jobs for i in range(job.n)]
     inputs = collate([job.inputs for job in rows], model.generation_config.pad_token_id or 0)
+    inputs = {name: value.to(model.device) for name, value in inputs.items()}  # --device
     steps = next((job.steps for job in jobs if job.steps is not None), None)
     latents = {}
     if "pixel_values" in inputs and steps is not None:

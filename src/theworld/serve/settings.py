@@ -36,6 +36,10 @@ class ServerSettings(BaseModel):
     max_speech_chars: int = Field(4096, ge=1, description="Longest text /v1/audio/speech speaks.")
     quantize: Literal["int8"] | None = Field(None, description="Smaller weights for faster CPU decoding.")
     compile: bool = Field(False, description="torch.compile the language model's layers.")
+    device: str = Field("cpu", description="Where the model runs: cpu, or an accelerator (cuda, cuda:1).")
+    offload_world_model: bool = Field(
+        False, description="Keep a Cosmos predictor on the CPU between imaginings (with an accelerator device)."
+    )
 
     @property
     def max_request_bytes(self) -> int:
