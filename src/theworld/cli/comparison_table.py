@@ -5,7 +5,7 @@ from rich.table import Table
 
 from theworld.cli.common import console
 from theworld.evaluation.comparison import paired_difference, subset
-from theworld.evaluation.toyworld_qa import EvalReport
+from theworld.evaluation.toyworld_qa import EvalReport  # torch: imported only when models are compared
 
 __all__ = ["compare_models", "print_comparison"]
 

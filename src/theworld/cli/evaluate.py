@@ -8,7 +8,6 @@ import typer
 from rich.table import Table
 
 from theworld.cli.common import console, fail, load_model, set_threads, user_errors
-from theworld.cli.comparison_table import compare_models, print_comparison
 
 __all__ = ["evaluate"]
 
@@ -48,6 +47,8 @@ def evaluate(
     for checkpoint, report in reports.items():
         _print_report(checkpoint if len(reports) > 1 else None, report, speech_reports[checkpoint])
     if len(reports) > 1:
+        from theworld.cli.comparison_table import compare_models, print_comparison  # numpy: not for --help
+
         comparison = compare_models(reports)
         print_comparison(reports, comparison)
     if json_path is None:

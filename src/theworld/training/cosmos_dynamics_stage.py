@@ -31,13 +31,13 @@ CONDITIONAL_TIMESTEP = 0.0001
 
 @dataclass(frozen=True)
 class CosmosDynamicsSettings:
-    clips: int = 200
-    steps: int = 700
-    batch_size: int = 8
+    clips: int = 400
+    steps: int = 1500
+    batch_size: int = 16
     lr: float = 1e-3
-    hidden: int = 96  # attention heads x head size
-    heads: int = 4
-    layers: int = 3
+    hidden: int = 192  # attention heads x head size
+    heads: int = 6
+    layers: int = 4
     denoising_steps: int = 10  # the trained dynamics' default per call
     eval_clips: int = 64
     seed: int = 0
