@@ -120,7 +120,7 @@ def load_model(
         model.processor = load_processor(model.name_or_path) if is_gguf else processor
     except (OSError, ImportError) as error:
         fail(f"Cannot load model {name}: {str(error).strip().splitlines()[0]}")
-    if device != "cpu" or offload_world_model:
+    if device != "cpu":  # --offload-world-model on the CPU was refused above
         try:
             model.place(device, offload_world_model=offload_world_model)
         except ValueError as error:
