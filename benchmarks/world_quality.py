@@ -1,14 +1,18 @@
 """The autoregressive world model's quality, with and without its diffusion decoder, in one run.
 
-    OMP_NUM_THREADS=1 python benchmarks/world_quality.py [--model FOLDER] [--clips 16] [--frames 8] [--prompts]
+    OMP_NUM_THREADS=1 python benchmarks/world_quality.py [--model FOLDER] [--clips 12] [--frames 8] [--prompts]
     OMP_NUM_THREADS=1 python benchmarks/world_quality.py --picture docs/predict1-side-by-side.png
 
-prints, for the model decoding with its diffusion decoder and with its tokenizer's own decoder: PSNR and objects
-kept (colour and kind, read by TheWorld-tiny's object reader and by a pixel detector) when decoding the tokenizer's
-codes of held-out clips' frames 1..N (the decoder alone), and objects kept (object reader) over the N frames
-generated after each clip's first frame, greedy and sampled at top_p 0.8 / temperature 1.0. With `--prompts`, also
-text2world prompt following (`theworld.evaluation.world_objects.prompt_following`). `--picture` writes one clip
-side by side instead.
+prints, for the model decoding with its diffusion decoder and with its tokenizer's own decoder:
+- PSNR and objects kept (colour and kind, read by TheWorld-tiny's object reader and by a pixel detector) when
+  decoding the tokenizer's codes of held-out clips' frames 1..N;
+- objects kept (object reader and pixels) over the N frames generated after each clip's first frame, greedy and
+  sampled at top_p 0.8 / temperature 1.0 (seeds 0 and 1);
+- centroid error over 4 frames predicted after 2 context frames of 16 held-out clips
+  (`theworld.evaluation.world_physics.trajectory_error`), greedy and top_p 0.8 (seeds 0 and 1), against copying
+  the last frame.
+With `--prompts`, also text2world prompt following (`theworld.evaluation.world_objects.prompt_following`), with
+the prompt, without it, and with classifier-free guidance on it. `--picture` writes one clip side by side instead.
 """
 
 import argparse
@@ -17,53 +21,61 @@ import numpy as np
 import torch
 
 from theworld.evaluation.world_objects import ObjectReading, objects_kept, prompt_following, psnr
+from theworld.evaluation.world_physics import trajectory_error
 from theworld.toyworld import simulate, split_seeds
 from theworld.world.autoregressive import AutoregressiveWorldModel, shipped_checkpoint
+
+DECODINGS = {
+    "greedy": dict(temperature=0.0),
+    "top_p 0.8 s0": dict(top_p=0.8, temperature=1.0, seed=0),
+    "top_p 0.8 s1": dict(top_p=0.8, temperature=1.0, seed=1),
+}
+
+
+def _share(counts: list[tuple[int, int]]) -> float:
+    return sum(k for k, _ in counts) / max(sum(t for _, t in counts), 1)
 
 
 def report(model_folder: str | None, clips: int, frames: int, prompts: bool = False) -> None:
     model = AutoregressiveWorldModel.from_pretrained(model_folder or shipped_checkpoint())
     reading = ObjectReading()
     decoders = [("tokenizer's decoder", False)] + ([("diffusion decoder", True)] if model.diffusion_decoder else [])
+    held_out = [simulate(seed, frames + 1) for seed in split_seeds("test", clips)]
     print(f"threads {torch.get_num_threads()}, {clips} held-out clips, {frames} frames each")
-    truth_rows = {"reader": [0, 0], "pixels": [0, 0]}
-    for seed in split_seeds("test", clips):
-        clip = simulate(seed, frames + 1)
-        truth, states = clip.frames[1:], clip.states[1:]
-        for key, (k, t) in (("reader", reading.kept(truth, states)), ("pixels", objects_kept(truth, states))):
-            truth_rows[key][0] += k
-            truth_rows[key][1] += t
-    print(
-        f"simulator's frames: kept (reader) {truth_rows['reader'][0] / truth_rows['reader'][1]:.1%}, "
-        f"kept (pixels) {truth_rows['pixels'][0] / truth_rows['pixels'][1]:.1%}"
-    )
-    print(
-        "decoder              | true frames' codes: PSNR  kept(reader) kept(pixels) | generated: kept greedy  top_p 0.8"
-    )
+    truth = [(reading.kept(c.frames[1:], c.states[1:]), objects_kept(c.frames[1:], c.states[1:])) for c in held_out]
+    reader, pixels = _share([r for r, _ in truth]), _share([p for _, p in truth])
+    print(f"simulator's frames: kept (reader) {reader:.1%}, pixels {pixels:.1%}")
     for label, use in decoders:
         model.use_diffusion_decoder = use
-        rows = {name: [0, 0] for name in ("rec_r", "rec_p", "greedy", "sampled")}
-        psnrs = []
-        for seed in split_seeds("test", clips):
-            clip = simulate(seed, frames + 1)
-            truth, states = clip.frames[1:], clip.states[1:]
-            decoded = model.decode(model.encode(truth), seed=0)
-            psnrs.append(psnr(decoded, truth))
-            for name, (k, t) in (("rec_r", reading.kept(decoded, states)), ("rec_p", objects_kept(decoded, states))):
-                rows[name][0] += k
-                rows[name][1] += t
-            for name, options in (("greedy", dict(temperature=0.0)), ("sampled", dict(top_p=0.8, temperature=1.0))):
-                k, t = reading.kept(model.predict(clip.frames[:1], frames, seed=0, **options), states)
-                rows[name][0] += k
-                rows[name][1] += t
-        share = {name: k / t for name, (k, t) in rows.items()}
+        print(f"\n== {label}")
+        decoded = [model.decode(model.encode(c.frames[1:]), 0) for c in held_out]
+        psnrs = [psnr(d, c.frames[1:]) for d, c in zip(decoded, held_out, strict=True)]
+        reader = _share([reading.kept(d, c.states[1:]) for d, c in zip(decoded, held_out, strict=True)])
+        pixels = _share([objects_kept(d, c.states[1:]) for d, c in zip(decoded, held_out, strict=True)])
+        print(f"true frames' codes: PSNR {np.mean(psnrs):.2f} dB, kept (reader) {reader:.1%}, pixels {pixels:.1%}")
+        kept = []
+        for name, options in DECODINGS.items():
+            made = [model.predict(c.frames[:1], frames, **{"seed": 0, **options}) for c in held_out]
+            reader = _share([reading.kept(m, c.states[1:]) for m, c in zip(made, held_out, strict=True)])
+            pixels = _share([objects_kept(m, c.states[1:]) for m, c in zip(made, held_out, strict=True)])
+            kept.append(f"{name} {reader:.1%} (reader) {pixels:.1%} (pixels)")
+        print(f"{frames} generated frames after frame 0, kept: " + ", ".join(kept))
+        errors = {}
+        for name, options in DECODINGS.items():
+            result = trajectory_error(lambda seen, n, o=options: model.predict(seen, n, **{"seed": 0, **o}), 16)
+            errors[name] = float(np.mean(result.model))
         print(
-            f"{label:20s} | {np.mean(psnrs):27.2f}  {share['rec_r']:12.1%} {share['rec_p']:12.1%} | "
-            f"{share['greedy']:16.1%} {share['sampled']:15.1%}"
+            "centroid error (px, 16 clips, 4 steps after 2 frames): "
+            + ", ".join(f"{name} {value:.2f}" for name, value in errors.items())
+            + f", copy-last {np.mean(result.copy_last):.2f}, true frames {np.mean(result.true_frames):.2f}"
         )
         if prompts:
-            following = prompt_following(model, reading, clips, top_p=0.8, temperature=1.0)
-            print(f"{'':20s} | text2world (top_p 0.8), named objects read in the first 2 frames: {following}")
+            for name, options in (("top_p 0.8", {}), ("top_p 0.8, guidance 3", dict(guidance=3.0))):
+                following = [prompt_following(model, reading, 16, seed=s, top_p=0.8, **options) for s in (0, 1)]
+                print(
+                    f"text2world ({name}), named objects read in the first 2 frames, seeds 0 / 1: "
+                    + ", ".join(f"{key} {following[0][key]:.1%} / {following[1][key]:.1%}" for key in following[0])
+                )
 
 
 def side_by_side(model_folder: str | None, path: str, frames: int = 8, clip_index: int = 0) -> None:

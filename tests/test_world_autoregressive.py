@@ -112,6 +112,37 @@ def test_default_decoding_is_greedy_and_top_p_alone_samples(backend, clip):
     assert not np.array_equal(sampled[0], sampled[1])
 
 
+def test_guidance_is_classifier_free_guidance_on_the_prompt(backend, clip):
+    """Every code of a guided greedy frame is the argmax of transformers' guided scores, where the same frames
+    without the prompt are the unconditional input; guidance 1, or no prompt, changes nothing."""
+    model, layout = backend.model, backend.model.layout
+    prompt, scale = "a small red ball at rest.", 3.0
+    made = []
+    original = model.decode
+    model.decode = lambda codes, *args: made.append(codes) or original(codes, *args)
+    try:
+        model.predict(clip.frames[:1], 1, prompt=prompt, temperature=0.0, guidance=scale)
+    finally:
+        model.decode = original
+    frames = layout.frame_ids(torch.cat([model.encode(clip.frames[:1]).cpu(), made[0]])).tolist()
+    bos, codes = [layout.special("[BOS]")], made[0].flatten()
+    with torch.no_grad():  # the scores at the positions that predict the new frame's codes
+        conditional, unconditional = (
+            model.transformer(input_ids=torch.tensor([ids])).logits[0, -len(codes) - 1 : -1, : layout.num_codes]
+            for ids in (bos + layout.text_ids(prompt) + frames, bos + frames)
+        )
+    conditional, unconditional = conditional.log_softmax(-1), unconditional.log_softmax(-1)
+    guided = unconditional + scale * (conditional - unconditional)
+    assert torch.equal(guided.argmax(-1), codes)
+    assert not torch.equal(conditional.argmax(-1), codes)  # guidance made a difference
+    ask = dict(num_output_frames=3, top_p=0.8, temperature=1.0)
+    plain = backend.generate(request("image2world", clip.frames[:1], **ask))
+    assert np.array_equal(plain, backend.generate(request("image2world", clip.frames[:1], guidance=1.0, **ask)))
+    assert not np.array_equal(plain, backend.generate(request("image2world", clip.frames[:1], guidance=scale, **ask)))
+    silent = request("image2world", clip.frames[:1], prompt=None, **ask)
+    assert np.array_equal(backend.generate(silent), backend.generate(dataclasses.replace(silent, guidance=scale)))
+
+
 def test_shipped_checkpoint_is_small_and_safetensors_only():
     files = [p for p in shipped_checkpoint().rglob("*") if p.is_file()]
     assert {p.suffix for p in files} == {".json", ".safetensors"}

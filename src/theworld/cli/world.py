@@ -108,7 +108,7 @@ def world(
     resolution: Annotated[str | None, typer.Option(help='"480", "720" or "HxW" (multiples of 16).')] = None,
     fps: Annotated[int | None, typer.Option(help="Frames per second of the written video.")] = None,
     num_steps: Annotated[int | None, typer.Option(help="Denoising steps (diffusion backends).")] = None,
-    guidance: Annotated[float | None, typer.Option(help="Classifier-free guidance scale (diffusion backends).")] = None,
+    guidance: Annotated[float | None, typer.Option(help="Classifier-free guidance on the prompt.")] = None,
     top_p: Annotated[
         float | None,
         typer.Option(

@@ -91,6 +91,7 @@ class AutoregressiveBackend:
             top_p=self.top_p if request.top_p is None else request.top_p,
             temperature=self._temperature(request),
             progress=progress,
+            guidance=request.guidance,
         )
         video = predicted if given is None else np.concatenate([given, predicted])
         return _resize(video, request.height, request.width)

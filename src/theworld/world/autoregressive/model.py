@@ -183,12 +183,14 @@ class AutoregressiveWorldModel:
         temperature: float = 1.0,
         use_cache: bool = True,
         progress=None,
+        guidance: float | None = None,
     ) -> np.ndarray:
         """Continue `frames` (T, H, W, 3) uint8, or start from the prompt alone, by `num_frames` new frames.
 
         The transformer saw `context_frames` frames in training, so longer videos slide a window: each call
         to `generate` keeps the latest frames that fit and adds the rest. Sampling is seeded by `seed`
-        without touching the global RNG; `temperature=0` is greedy.
+        without touching the global RNG; `temperature=0` is greedy. `guidance` > 1 is classifier-free guidance on
+        the prompt (transformers' `guidance_scale`: the same frames without the prompt are the unconditional input).
         """
         layout = self.layout
         codes = self.encode(frames) if frames is not None and len(frames) else None
@@ -202,8 +204,9 @@ class AutoregressiveWorldModel:
                 limit = keep if made else layout.context_frames - 1
                 context = history[-limit:] if history else []
                 new = min(num_frames - len(made), layout.context_frames - len(context))
-                prompt_ids = text + (layout.frame_ids(torch.stack(context)).tolist() if context else [])
-                out = self._generate(prompt_ids, new, top_p, top_k, temperature, use_cache)
+                frame_ids = layout.frame_ids(torch.stack(context)).tolist() if context else []
+                guided = self._guidance(guidance, text, frame_ids)
+                out = self._generate(text + frame_ids, new, top_p, top_k, temperature, use_cache, **guided)
                 fresh = out.view(new, layout.frame_stride)[:, 1:].view(new, *self._grid)
                 history.extend(fresh)
                 made.extend(fresh)
@@ -216,7 +219,16 @@ class AutoregressiveWorldModel:
         side = int(round(self.layout.tokens_per_frame**0.5))
         return side, side
 
-    def _generate(self, prompt_ids, new_frames, top_p, top_k, temperature, use_cache) -> torch.Tensor:
+    def _guidance(self, guidance: float | None, text: list[int], frame_ids: list[int]) -> dict:
+        """`generate`'s classifier-free guidance arguments: the same frames without the prompt are the unconditional
+        input. Empty when not asked for, or when there is no prompt to guide by."""
+        if guidance is None or guidance == 1 or len(text) < 2:
+            return {}
+        negative = torch.tensor([text[:1] + frame_ids], device=self.device)
+        mask = torch.ones_like(negative)
+        return dict(guidance_scale=guidance, negative_prompt_ids=negative, negative_prompt_attention_mask=mask)
+
+    def _generate(self, prompt_ids, new_frames, top_p, top_k, temperature, use_cache, **guided) -> torch.Tensor:
         input_ids = torch.tensor([prompt_ids], device=self.device)
         # top_k=0 turns top-k off (the generation config's default would be 50); temperature 0 is greedy
         sampling = dict(do_sample=True, top_p=top_p or 1.0, top_k=top_k or 0, temperature=temperature)
@@ -229,5 +241,6 @@ class AutoregressiveWorldModel:
             logits_processor=LogitsProcessorList([FrameGrammar(self.layout, input_ids.shape[1])]),
             use_cache=use_cache,
             pad_token_id=self.layout.special("[PAD]"),
+            **guided,
         )
         return out[0, input_ids.shape[1] :].cpu()
