@@ -5,7 +5,8 @@
 
 prints, for the model decoding with its diffusion decoder and with its tokenizer's own decoder:
 - PSNR and objects kept (colour and kind, read by TheWorld-tiny's object reader and by a pixel detector) when
-  decoding the tokenizer's codes of held-out clips' frames 1..N;
+  decoding the tokenizer's codes of held-out clips' frames 1..N, and, for the diffusion decoder, through the VAE
+  alone (the true frames encoded and decoded: the ceiling of any decoder into its latents);
 - objects kept (object reader and pixels) over the N frames generated after each clip's first frame, greedy and
   sampled at top_p 0.8 / temperature 1.0 (seeds 0 and 1);
 - centroid error over 4 frames predicted after 2 context frames of 16 held-out clips
@@ -22,6 +23,7 @@ import torch
 
 from theworld.evaluation.world_objects import ObjectReading, objects_kept, prompt_following, psnr
 from theworld.evaluation.world_physics import trajectory_error
+from theworld.media import to_model_range, to_uint8
 from theworld.toyworld import simulate, split_seeds
 from theworld.world.autoregressive import AutoregressiveWorldModel, shipped_checkpoint
 
@@ -53,6 +55,15 @@ def report(model_folder: str | None, clips: int, frames: int, prompts: bool = Fa
         reader = _share([reading.kept(d, c.states[1:]) for d, c in zip(decoded, held_out, strict=True)])
         pixels = _share([objects_kept(d, c.states[1:]) for d, c in zip(decoded, held_out, strict=True)])
         print(f"true frames' codes: PSNR {np.mean(psnrs):.2f} dB, kept (reader) {reader:.1%}, pixels {pixels:.1%}")
+        if use:  # the ceiling of any decoder into this VAE's latents: the VAE's own round trip of the true frames
+            vae = model.diffusion_decoder
+            with torch.no_grad():
+                latents = [vae.encode_frames(to_model_range(c.frames[1:])) for c in held_out]
+                trips = [to_uint8(vae.decode_latents(latent)) for latent in latents]
+            reader = _share([reading.kept(t, c.states[1:]) for t, c in zip(trips, held_out, strict=True)])
+            pixels = _share([objects_kept(t, c.states[1:]) for t, c in zip(trips, held_out, strict=True)])
+            psnr_vae = np.mean([psnr(t, c.frames[1:]) for t, c in zip(trips, held_out, strict=True)])
+            print(f"the VAE's own round trip: PSNR {psnr_vae:.2f} dB, kept (reader) {reader:.1%}, pixels {pixels:.1%}")
         kept = []
         for name, options in DECODINGS.items():
             made = [model.predict(c.frames[:1], frames, **{"seed": 0, **options}) for c in held_out]

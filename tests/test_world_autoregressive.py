@@ -100,16 +100,20 @@ def test_sampling_is_seeded_and_top_p_temperature_matter(backend, clip):
     )  # p(top) >= 1/1000 codes > 1e-4: the nucleus is the top token alone
 
 
-def test_default_decoding_is_greedy_and_top_p_alone_samples(backend, clip):
-    """Greedy is the decoding whose trajectories beat copying the last frame, so a plain request gets it."""
+def test_default_decoding_is_predict1s_top_p_at_temperature_1(backend, clip):
+    """Predict1's defaults (top_p 0.8, temperature 1.0), whose trajectories beat copying the last frame, are what a
+    plain request gets; temperature 0 is greedy."""
     plain = backend.generate(request("image2world", clip.frames[:1], num_output_frames=4))
+    predict1 = backend.generate(request("image2world", clip.frames[:1], num_output_frames=4, top_p=0.8, temperature=1))
+    assert np.array_equal(plain, predict1)
+    assert not np.array_equal(
+        plain, backend.generate(request("image2world", clip.frames[:1], num_output_frames=4, seed=1))
+    )
     greedy = backend.generate(request("image2world", clip.frames[:1], num_output_frames=4, temperature=0.0))
-    assert np.array_equal(plain, greedy)
-    sampled = [
-        backend.generate(request("image2world", clip.frames[:1], num_output_frames=4, top_p=1.0, seed=seed))
-        for seed in (0, 1)
-    ]
-    assert not np.array_equal(sampled[0], sampled[1])
+    assert not np.array_equal(plain, greedy)
+    assert np.array_equal(
+        greedy, backend.generate(request("image2world", clip.frames[:1], num_output_frames=4, top_p=0.8, temperature=0))
+    )
 
 
 def test_guidance_is_classifier_free_guidance_on_the_prompt(backend, clip):
@@ -155,9 +159,12 @@ def test_resolution_and_longer_than_context_outputs(backend, clip):
 
 
 @pytest.mark.slow
-def test_shipped_model_beats_copying_the_last_frame(backend):
+@pytest.mark.parametrize("decoding", [dict(temperature=0.0), dict(seed=0), dict(seed=1)], ids=["greedy", "s0", "s1"])
+def test_shipped_model_beats_copying_the_last_frame(backend, decoding):
+    """Greedy, and sampled at Predict1's defaults (top_p 0.8, temperature 1.0) with two seeds."""
+
     def predict(frames, steps):
-        return backend.model.predict(frames, steps, seed=0, temperature=0.0)
+        return backend.model.predict(frames, steps, **{"seed": 0, "top_p": 0.8, "temperature": 1.0, **decoding})
 
     report = trajectory_error(predict, num_clips=8, context=2, steps=4)
     assert np.mean(report.model) < np.mean(report.copy_last), report.table()
@@ -195,7 +202,7 @@ def test_diffusion_decoder_stage_saves_safetensors_and_decodes_when_asked(with_d
     }
     assert saved == {"unet", "scheduler", "vae"}
     assert not list(with_decoder.rglob("*.bin"))
-    on, off = load_backend(str(with_decoder), diffusion_decoder=True), load_backend(str(with_decoder))
+    on, off = load_backend(str(with_decoder)), load_backend(str(with_decoder), diffusion_decoder=False)
     assert on.model.use_diffusion_decoder and not off.model.use_diffusion_decoder
     ask = request("image2world", clip.frames[:1], num_output_frames=3)
     decoded = on.generate(ask)
@@ -205,7 +212,7 @@ def test_diffusion_decoder_stage_saves_safetensors_and_decodes_when_asked(with_d
     # Turned off, the frames are the tokenizer's own decoding, as from a model without a decoder
     bare = AutoregressiveWorldModel.from_pretrained(with_decoder)
     bare.diffusion_decoder, bare.use_diffusion_decoder = None, False
-    assert np.array_equal(plain[1:], bare.predict(clip.frames[:1], 2, seed=0, temperature=0.0))
+    assert np.array_equal(plain[1:], bare.predict(clip.frames[:1], 2, seed=0, top_p=0.8, temperature=1.0))
 
 
 def test_cli_diffusion_decoder_flags(with_decoder, clip, tmp_path):

@@ -116,7 +116,8 @@ def world(
         ),
     ] = None,
     temperature: Annotated[
-        float | None, typer.Option(help="Sampling temperature (autoregressive backends; default 0: greedy).")
+        float | None,
+        typer.Option(help="Sampling temperature (autoregressive backends; default 1.0 at top_p 0.8; 0 is greedy)."),
     ] = None,
     offload_model: Annotated[
         bool,
@@ -154,7 +155,7 @@ def world(
         bool,
         typer.Option(
             "--diffusion-decoder",
-            help="Decode tokens with the model's diffusion decoder (autoregressive models that have one).",
+            help="Decode tokens with the model's diffusion decoder (the default when the model has one).",
         ),
     ] = False,
     disable_diffusion_decoder: Annotated[
@@ -162,7 +163,7 @@ def world(
         typer.Option(
             "--disable-diffusion-decoder",
             "--disable_diffusion_decoder",
-            help="Decode tokens with the tokenizer's own decoder (the default).",
+            help="Decode tokens with the tokenizer's own decoder instead of the diffusion decoder.",
         ),
     ] = False,
     disable_guardrail: Annotated[bool, typer.Option(help="Skip the prompt and output safety checks.")] = False,

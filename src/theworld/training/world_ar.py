@@ -45,10 +45,10 @@ class WorldARSettings:
     num_clips: int = 2000
     clip_frames: int = 12
     context_frames: int = 6
-    tokenizer_steps: int = 1200
+    tokenizer_steps: int = 4000
     tokenizer_batch: int = 24
     tokenizer_lr: float = 2e-3
-    transformer_steps: int = 1000
+    transformer_steps: int = 4000
     transformer_batch: int = 8
     transformer_lr: float = 3e-3
     text_probability: float = 0.5  # share of training windows that start with their caption

@@ -126,9 +126,8 @@ class AutoregressiveWorldModel:
     ):
         self.tokenizer, self.transformer, self.layout = tokenizer.eval(), transformer.eval(), layout
         self.diffusion_decoder = diffusion_decoder
-        # Opt-in: it decodes sharper frames whose objects the object reader reads better, but it shifts shapes'
-        # colours enough that greedy trajectories no longer beat copying the last frame (docs/world-generation.md).
-        self.use_diffusion_decoder = False
+        # On whenever the model has one, as in Predict1: the object reader reads more of the objects it draws
+        self.use_diffusion_decoder = diffusion_decoder is not None
         self.offload_diffusion_decoder = False
 
     @classmethod
