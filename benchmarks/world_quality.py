@@ -1,6 +1,6 @@
 """The autoregressive world model's quality, with and without its diffusion decoder, in one run.
 
-    OMP_NUM_THREADS=1 python benchmarks/world_quality.py [--model FOLDER] [--clips 12] [--frames 8] [--prompts]
+    OMP_NUM_THREADS=1 python benchmarks/world_quality.py [--model FOLDER] [--clips 16] [--frames 8] [--prompts]
     OMP_NUM_THREADS=1 python benchmarks/world_quality.py --picture docs/predict1-side-by-side.png
 
 prints, for the model decoding with its diffusion decoder and with its tokenizer's own decoder:
