@@ -6,7 +6,7 @@
     OMP_NUM_THREADS=1 python benchmarks/generation.py --sizes shipped --quantize int8   # both models int8
 
 Every figure in a row is measured in the same run, on the same weights and prompt, as the min / median / max of
-`--repeats` runs after a warm-up:
+`--repeats` runs after a warm-up, the two sides of a comparison taking turns:
 - decode ms/token of plain Gemma 3 (`Gemma3ForConditionalGeneration`) and of TheWorld with k world steps;
 - prefill ms, and the extra prefill cost per world token;
 - 64 new tokens through TheWorld's generate (world computed once, read from the KV cache) against a naive loop
@@ -75,27 +75,33 @@ def build_shipped():
     return world, plain, inputs
 
 
-def timed(fn, repeats: int) -> list[float]:
-    """Seconds of each of `repeats` calls, after a warm-up."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
+def timed(*fns, repeats: int) -> list[list[float]]:
+    """Seconds of each of `repeats` calls of every fn, after a warm-up of each. The calls take turns (fn 1, fn 2,
+    ..., then again), so a drift of the machine's speed during the run falls on every fn alike."""
+    for fn in fns:
         fn()
-        times.append(time.perf_counter() - started)
+    times = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, spent in zip(fns, times, strict=True):
+            started = time.perf_counter()
+            fn()
+            spent.append(time.perf_counter() - started)
     return times
 
 
-def generation_times(model, inputs, new_tokens: int, repeats: int, **kwargs) -> tuple[list[float], list[float]]:
-    """(prefill seconds, decode seconds per token) of each run, from generate with 1 and with 1 + new_tokens
-    tokens."""
+def generation_times(runs: list[tuple], inputs, new_tokens: int, repeats: int) -> list[tuple[list[float], list[float]]]:
+    """For each (model, generate kwargs) of `runs`: (prefill seconds, decode seconds per token) of each repeat, from
+    generate with 1 and with 1 + new_tokens tokens; the models take turns."""
 
-    def run(n):
+    def run(model, kwargs, n):
         return lambda: model.generate(**inputs, max_new_tokens=n, min_new_tokens=n, do_sample=False, **kwargs)
 
-    prefills = timed(run(1), repeats)
-    totals = timed(run(1 + new_tokens), repeats)
-    return prefills, [(total - prefill) / new_tokens for total, prefill in zip(totals, prefills, strict=True)]
+    prefills = timed(*(run(model, kwargs, 1) for model, kwargs in runs), repeats=repeats)
+    totals = timed(*(run(model, kwargs, 1 + new_tokens) for model, kwargs in runs), repeats=repeats)
+    return [
+        (prefill, [(total - first) / new_tokens for total, first in zip(each, prefill, strict=True)])
+        for prefill, each in zip(prefills, totals, strict=True)
+    ]
 
 
 def spread(values: list[float], scale: float = 1.0) -> str:
@@ -129,10 +135,14 @@ def benchmark_size(size: str, args: argparse.Namespace) -> None:
     world_tokens = (k + 1) * world.tokens_per_world_step + 2
     runs = args.repeats
     with torch.no_grad():
-        plain_prefill, plain_decode = generation_times(plain, inputs, n, runs)
-        world_prefill, world_decode = generation_times(world, inputs, n, runs, num_world_steps=k)
-        cached = timed(lambda: world.generate(**inputs, max_new_tokens=n, min_new_tokens=n, num_world_steps=k), runs)
-        naive = timed(lambda: naive_generate(world, inputs, n, k), runs)
+        (plain_prefill, plain_decode), (world_prefill, world_decode) = generation_times(
+            [(plain, {}), (world, {"num_world_steps": k})], inputs, n, runs
+        )
+        cached, naive = timed(
+            lambda: world.generate(**inputs, max_new_tokens=n, min_new_tokens=n, num_world_steps=k),
+            lambda: naive_generate(world, inputs, n, k),
+            repeats=runs,
+        )
     median = statistics.median
     print(
         f"\n== {size}: {params / 1e6:.1f}M parameters, prompt {inputs['input_ids'].shape[1]} tokens, "
