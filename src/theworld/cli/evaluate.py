@@ -47,7 +47,7 @@ def evaluate(
     for checkpoint, report in reports.items():
         _print_report(checkpoint if len(reports) > 1 else None, report, speech_reports[checkpoint])
     if len(reports) > 1:
-        from theworld.cli.comparison_table import compare_models, print_comparison  # numpy: not for --help
+        from theworld.cli.comparison_table import compare_models, print_comparison  # torch: not for --help
 
         comparison = compare_models(reports)
         print_comparison(reports, comparison)
