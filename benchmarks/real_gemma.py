@@ -42,6 +42,7 @@ PROMPTS = [
     "Water boils at a temperature of",
 ]
 LLAMA = "llama.cpp Q4_K_M"
+QUANTIZED = ("int8", "q8_0")  # TheWorld's quantizations, each a row
 
 
 @dataclass
@@ -168,7 +169,7 @@ def rows(checkpoint: Checkpoint, threads: int, compile: bool) -> list[tuple[str,
     found = [
         ("transformers fp32", lambda: torch_fn(Gemma3ForCausalLM.from_pretrained(checkpoint.folder).eval())),
         ("TheWorld fp32", lambda: torch_fn(theworld_model(checkpoint.folder))),
-        ("TheWorld int8", lambda: torch_fn(theworld_model(checkpoint.folder, "int8"))),
+        *[(f"TheWorld {q}", lambda q=q: torch_fn(theworld_model(checkpoint.folder, q))) for q in QUANTIZED],
     ]
     if compile:
         found.append(("TheWorld int8 compiled", lambda: torch_fn(theworld_model(checkpoint.folder, "int8", True))))
@@ -176,8 +177,10 @@ def rows(checkpoint: Checkpoint, threads: int, compile: bool) -> list[tuple[str,
     return found
 
 
-def quality_table(checkpoint: Checkpoint, new_tokens: int, threads: int = 1) -> dict[str, Quality]:
-    """TheWorld int8 and llama.cpp against TheWorld fp32, on every prompt (see the module)."""
+def quality_table(
+    checkpoint: Checkpoint, new_tokens: int, threads: int = 1, quantizations: tuple[str, ...] = QUANTIZED
+) -> dict[str, Quality]:
+    """TheWorld's quantizations and llama.cpp against TheWorld fp32, on every prompt (see the module)."""
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(checkpoint.folder)
@@ -189,18 +192,18 @@ def quality_table(checkpoint: Checkpoint, new_tokens: int, threads: int = 1) -> 
     del fp32
     gc.collect()
 
-    int8 = theworld_model(checkpoint.folder, "int8")
-    ours_generate = torch_fn(int8)[0]
-    table = {
-        "TheWorld int8": _quality(
+    table = {}
+    for quantization in quantizations:
+        model = theworld_model(checkpoint.folder, quantization)
+        ours_generate = torch_fn(model)[0]
+        table[f"TheWorld {quantization}"] = _quality(
             [ours_generate(ids, new_tokens) for ids in prompts],
             greedy,
-            [_torch_log_probs(int8, s) for s in sequences],
+            [_torch_log_probs(model, s) for s in sequences],
             reference,
         )
-    }
-    del int8
-    gc.collect()
+        del model
+        gc.collect()
     llama_generate = llama_cpp_fn(checkpoint.gguf, threads)[0]
     llama = llama_cpp(checkpoint.gguf, threads, logits_all=True)
     table[LLAMA] = _quality(

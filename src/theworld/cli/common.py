@@ -39,12 +39,13 @@ console = Console(stderr=True)
 # the choices are theworld.modeling.quantization.QUANTIZATIONS, named here so that --help imports no torch.
 class Quantization(StrEnum):
     int8 = "int8"
+    q8_0 = "q8_0"
 
 
 QUANTIZE_OPTION = typer.Option(
     None,
     "--quantize",
-    help="Smaller weights for faster CPU decoding: int8 output projection, fp16 layers (docs/real-gemma.md).",
+    help="Smaller weights for faster CPU decoding: q8_0 (llama.cpp's 8-bit blocks, AVX2) or int8 (docs/real-gemma.md).",
 )
 COMPILE_OPTION = typer.Option(
     False, "--compile", help="torch.compile the language model's layers (the first answer waits for it)."

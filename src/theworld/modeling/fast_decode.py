@@ -1,9 +1,9 @@
-"""Faster CPU decoding for a loaded model: `TheWorld.from_pretrained(..., quantization="int8", compile=True)`.
+"""Faster CPU decoding for a loaded model: `TheWorld.from_pretrained(..., quantization="q8_0", compile=True)`.
 
 Two independent switches, both applied after the weights load, both leaving `generate` (and so the world tokens
 in the prefix KV cache, streaming and every decoding mode) exactly as it is:
 
-- `quantization="int8"`: smaller weights for each decoded token to read (`theworld.modeling.quantization`);
+- `quantization="q8_0"` or `"int8"`: smaller weights for each decoded token to read (`theworld.modeling.quantization`);
 - `compile=True`: `torch.compile` (inductor) of each decoder layer of the language model, so that a decode step
   could run fused kernels instead of one Python-dispatched op at a time. It gives the same tokens, but on a small
   AVX2 CPU it compiles for minutes and decodes slower than eager, since transformers' KV cache and each layer's

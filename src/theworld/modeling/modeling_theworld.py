@@ -343,7 +343,7 @@ class TheWorld(TheWorldParts):
         """Load (a) a saved TheWorld, or (b) a Gemma 3 checkpoint with fresh world parts (and the VAE weights
         of `cosmos_model_name` when given), from a local folder or a Hub id (cache, HF_HUB_OFFLINE, token).
         `dynamics_type="cosmos"` makes the transformer and scheduler of `cosmos_model_name` (a Cosmos-Predict2/2.5
-        diffusers folder) the dynamics (`theworld.modeling.cosmos_dynamics`). `quantization="int8"` shrinks the
+        diffusers folder) the dynamics (`theworld.modeling.cosmos_dynamics`). `quantization="q8_0"` shrinks the
         weights CPU decoding reads; `compile=True` compiles the decoder layers (`theworld.modeling.fast_decode`)."""
         check_fast_decode(quantization, compile)
         model = load_pretrained(

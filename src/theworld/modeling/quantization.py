@@ -1,36 +1,40 @@
-"""Smaller weights for decoding on a CPU: `quantize(model, "int8")`.
+"""Smaller weights for decoding on a CPU: `quantize(model, "q8_0")` or `quantize(model, "int8")`.
 
 Decoding one token reads every weight of the language model once, so on a CPU its speed is the memory bandwidth
 divided by the weight bytes. Gemma 3's tied 262k-row embedding, which is also the output projection, is most of
-those bytes (168M of Gemma 3 270M's 268M parameters). `quantize` shrinks what each token reads:
+those bytes (168M of Gemma 3 270M's 268M parameters). Both quantizations shrink what each token reads; the
+embedding lookup keeps its fp32 table, since a lookup reads one row.
 
-- the output projection becomes int8 (one scale per vocabulary row), a quarter of its fp32 bytes; the embedding
-  lookup keeps the fp32 table, since a lookup reads one row;
-- every linear layer of the language model keeps its weights in fp16, half of their fp32 bytes, and computes in
-  fp32.
+- `q8_0` (the faster and closer to fp32, where it runs): every linear layer and the output projection in GGUF's
+  Q8_0 blocks (32 int8 weights and an fp16 scale), multiplied by activations rounded to 8 bits in blocks of 32,
+  as llama.cpp does (`theworld.modeling.block_quantization`: a small AVX2 kernel compiled on first use).
+- `int8` (any x86 PyTorch): the output projection in int8 with one scale per vocabulary row and the other layers
+  in fp16, on PyTorch's fbgemm kernels. fbgemm rounds the activations to 8 bits with one scale per row; Gemma's
+  hidden activations have outliers that this rounding destroys inside the layers (greedy text diverges), but the
+  output projection's input is normalised and survives it, so int8 goes there only (`reduce_range=False` keeps
+  the full 8-bit range, which halves the divergence from the 7-bit default).
 
-Both run on PyTorch's fbgemm kernels (`torch.ops.quantized`), the ones that read int8 and fp16 weights at memory
-speed on any x86 CPU with AVX2. Why these and not others, measured on Gemma 3 270M (docs/real-gemma.md):
+Why these and not the int8/int4 weight-only kernels of torch (`_weight_int8pack_mm`, `_weight_int4pack_mm_for_cpu`)
+or torchao: on CPUs without AVX-512 those run far below memory speed, slower than the fp32 weights they replace
+(measured on Gemma 3 270M, docs/real-gemma.md).
 
-- the int8 weight-only kernels of torch (`_weight_int8pack_mm`, `_weight_int4pack_mm_for_cpu`) and of torchao run
-  far below memory speed on CPUs without AVX-512, slower than the fp32 weights they replace;
-- fbgemm's int8 layers round the activations to 8 bits with one scale per row. Gemma's hidden activations have
-  outliers that this rounding destroys inside the layers (greedy text diverges), but the output projection's
-  input is normalised and survives it, so int8 is used there only. The full 8-bit activation range is kept
-  (`reduce_range=False`), which halves the divergence from fp32 against the 7-bit default.
-
-The model stays a transformers model (generate, the KV cache and the world tokens all work unchanged); it is for
-inference: save the fp32 model, and quantize after loading.
+Both also run Gemma 3's RMSNorm as one fused call (`FusedRMSNorm`). The model stays a transformers model
+(generate, the KV cache and the world tokens all work unchanged); it is for inference: save the fp32 model, and
+quantize after loading.
 """
 
 import warnings
 
 import torch
 from torch import nn
+from torch.nn import functional as F
+from transformers.models.gemma3.modeling_gemma3 import Gemma3RMSNorm
 
-__all__ = ["QUANTIZATIONS", "check_quantization", "quantize"]
+from theworld.modeling.block_quantization import BlockLinear, block_kernel_problem
 
-QUANTIZATIONS = ("int8",)
+__all__ = ["QUANTIZATIONS", "FusedRMSNorm", "check_quantization", "quantize"]
+
+QUANTIZATIONS = ("int8", "q8_0")
 
 
 class Int8Linear(nn.Module):
@@ -55,6 +59,20 @@ class Int8Linear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, int8"
 
 
+class FusedRMSNorm(nn.Module):
+    """Gemma 3's RMSNorm, `x * rsqrt(mean(x^2) + eps) * (1 + weight)` in fp32, as one `F.rms_norm` call with
+    `1 + weight` computed once: the same values in a third of the Python time, which a decode step spends over a
+    hundred times (six norms a layer)."""
+
+    def __init__(self, norm: nn.Module):
+        super().__init__()
+        self.scale = (1.0 + norm.weight.detach().float()).contiguous()
+        self.eps = norm.eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.rms_norm(x.float(), self.scale.shape, self.scale, self.eps).type_as(x)
+
+
 class Float16Linear(nn.Module):
     """`nn.Linear` with its weights stored in fp16 (fbgemm), computing in fp32."""
 
@@ -73,15 +91,19 @@ class Float16Linear(nn.Module):
 
 
 def check_quantization(quantization: str | None) -> None:
-    """Refuse an unknown quantization, or one this PyTorch build has no kernels for, before any weight loads."""
+    """Refuse an unknown quantization, or one this machine has no kernels for, before any weight loads."""
     if quantization is None:
         return
     if quantization not in QUANTIZATIONS:
         raise ValueError(
             f"quantization={quantization!r} is not available; choose one of {list(QUANTIZATIONS)} or None "
-            "(int4 has no CPU kernel here that beats int8: see docs/real-gemma.md)"
+            "(int4 has no CPU kernel here that beats q8_0: see docs/real-gemma.md)"
         )
-    if "fbgemm" not in torch.backends.quantized.supported_engines:
+    if quantization == "q8_0":
+        problem = block_kernel_problem()
+        if problem is not None:
+            raise ValueError(f"quantization='q8_0' cannot run here: {problem}; use quantization='int8' instead")
+    elif "fbgemm" not in torch.backends.quantized.supported_engines:
         raise ValueError(
             f"quantization={quantization!r} needs PyTorch's fbgemm kernels (x86 CPUs); this build has "
             f"{torch.backends.quantized.supported_engines}: load the model without quantization"
@@ -100,10 +122,18 @@ def quantize(model: nn.Module, quantization: str) -> nn.Module:
     for module in list(decoder.modules()):
         for name, child in list(module.named_children()):
             if isinstance(child, nn.Linear):
-                setattr(module, name, Float16Linear(child))
-    model.set_output_embeddings(Int8Linear(head.weight))
+                setattr(module, name, _layer(child, quantization))
+            elif type(child) is Gemma3RMSNorm:
+                setattr(module, name, FusedRMSNorm(child))
+    model.set_output_embeddings(Int8Linear(head.weight) if quantization == "int8" else BlockLinear(head.weight))
     model.save_pretrained = _refuse_to_save  # the packed weights are not in the state dict: a save would lose them
     return model
+
+
+def _layer(linear: nn.Linear, quantization: str) -> nn.Module:
+    if quantization == "int8":
+        return Float16Linear(linear)
+    return BlockLinear(linear.weight, linear.bias)
 
 
 def _refuse_to_save(*args, **kwargs) -> None:

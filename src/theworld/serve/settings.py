@@ -34,7 +34,7 @@ class ServerSettings(BaseModel):
     max_tokens_cap: int = Field(1024, ge=1, description="Largest max_tokens a request may ask for.")
     max_choices: int = Field(8, ge=1, description="Largest n a request may ask for.")
     max_speech_chars: int = Field(4096, ge=1, description="Longest text /v1/audio/speech speaks.")
-    quantize: Literal["int8"] | None = Field(None, description="Smaller weights for faster CPU decoding.")
+    quantize: Literal["int8", "q8_0"] | None = Field(None, description="Smaller weights for faster CPU decoding.")
     compile: bool = Field(False, description="torch.compile the language model's layers.")
     device: str = Field("cpu", description="Where the model runs: cpu, or an accelerator (cuda, cuda:1).")
     offload_world_model: bool = Field(

@@ -1,0 +1,132 @@
+"""Linear layers in GGUF's Q8_0 blocks, computed by a small AVX2 kernel (`kernels/block_matmul.c`).
+
+`quantize(model, "q8_0")` uses them (`theworld.modeling.quantization`). A block is 32 weights of one row, int8,
+with one fp16 scale: 8.5 bits a weight. The activations are rounded to 8 bits in blocks of 32 as well, as
+llama.cpp does on a CPU: a scale per 32 values follows Gemma's activation outliers, which one scale per row
+(fbgemm's int8) cannot.
+
+The kernel is C, compiled on first use with the system's C compiler into the cache folder (`$THEWORLD_CACHE`), as
+inductor and Triton compile theirs: no library installable here has a block-quantized kernel that reads its
+weights at memory speed on an AVX2 CPU (docs/real-gemma.md measures torch's and torchao's int8/int4 kernels).
+"""
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from functools import lru_cache
+from importlib.resources import files
+from pathlib import Path
+
+import torch
+from torch import nn
+
+__all__ = ["BLOCK", "BlockLinear", "block_kernel", "block_kernel_problem", "dequantize_q8_0", "quantize_q8_0"]
+
+BLOCK = 32
+# -fopenmp: the rows split across torch's thread count; one thread runs no parallel region.
+_FLAGS = ["-O3", "-mavx2", "-mfma", "-mf16c", "-fopenmp", "-shared", "-fPIC"]
+
+
+class _BlockWeights(ctypes.Structure):
+    """The kernel's `struct block_weights`: where one layer's blocks are."""
+
+    _fields_ = [
+        ("rows", ctypes.c_int64),
+        ("cols", ctypes.c_int64),
+        ("values", ctypes.c_void_p),
+        ("scales", ctypes.c_void_p),
+    ]
+
+
+def block_kernel_problem() -> str | None:
+    """Why the kernel cannot run here (no AVX2, no C compiler), or None when it can."""
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        flags = set()
+    if not {"avx2", "fma", "f16c"} <= flags:
+        return "it needs an x86 CPU with AVX2 under Linux"
+    if shutil.which(os.environ.get("CC", "cc")) is None:
+        return "it is compiled on first use and no C compiler was found (install gcc, or set CC)"
+    return None
+
+
+@lru_cache(maxsize=1)
+def block_kernel() -> ctypes.CDLL:
+    """The compiled kernel, built once per source version into the cache folder."""
+    problem = block_kernel_problem()
+    if problem is not None:
+        raise ValueError(f"quantization='q8_0' cannot run here: {problem}; use quantization='int8' instead")
+    source = files("theworld.modeling").joinpath("kernels", "block_matmul.c").read_bytes()
+    digest = hashlib.sha256(source + " ".join(_FLAGS).encode()).hexdigest()[:16]
+    folder = Path(os.environ.get("THEWORLD_CACHE") or Path.home() / ".cache" / "theworld") / "kernels"
+    library = folder / f"block_matmul-{digest}.so"
+    if not library.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=folder) as scratch:
+            (Path(scratch) / "block_matmul.c").write_bytes(source)
+            command = [os.environ.get("CC", "cc"), *_FLAGS, "block_matmul.c", "-o", library.name, "-lm"]
+            result = subprocess.run(command, cwd=scratch, capture_output=True, text=True)
+            if result.returncode != 0:
+                raise ValueError(
+                    f"quantization='q8_0' cannot run here: compiling its kernel failed ({result.stderr.strip()[:300]});"
+                    " use quantization='int8' instead"
+                )
+            os.replace(Path(scratch) / library.name, library)  # atomic: another process sees all of it or none
+    kernel = ctypes.CDLL(str(library))
+    kernel.block_linear.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64]
+    kernel.block_linear.restype = ctypes.c_int
+    return kernel
+
+
+def quantize_q8_0(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rows, cols) weights -> int8 values (rows, cols) and fp16 scales (rows, cols / 32), a scale max|w| / 127 per
+    block of 32 (GGUF's Q8_0: weights read from a Q8_0 tensor come back exactly)."""
+    blocks = weight.detach().float().reshape(weight.shape[0], -1, BLOCK)
+    scales = blocks.abs().amax(-1) / 127
+    scaled = blocks * torch.where(scales > 0, 1 / scales, 0.0)[..., None]
+    values = (scaled.sign() * (scaled.abs() + 0.5).floor()).clamp(-127, 127).to(torch.int8)  # halves away from 0
+    return values.reshape(weight.shape).contiguous(), scales.half().contiguous()
+
+
+def dequantize_q8_0(values: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+    """The fp32 weights that Q8_0 blocks hold."""
+    return (values.float().reshape(*scales.shape, BLOCK) * scales.float()[..., None]).reshape(values.shape)
+
+
+class BlockLinear(nn.Module):
+    """`x @ weight.T (+ bias)` with the weights in Q8_0 blocks and the activations rounded to 8 bits in blocks."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None):
+        super().__init__()
+        if weight.shape[1] % BLOCK:
+            raise ValueError(f"q8_0 needs layers whose input size is a multiple of {BLOCK}, got {weight.shape[1]}")
+        self.out_features, self.in_features = weight.shape
+        # Plain tensors, not buffers: a quantized model is for inference and is never saved or moved.
+        self.values, self.scales = quantize_q8_0(weight)
+        self.bias = None if bias is None else bias.detach().float().contiguous()
+        self.nbytes = self.values.nbytes + self.scales.nbytes  # what one call reads
+        self._weights = _BlockWeights(
+            self.out_features, self.in_features, self.values.data_ptr(), self.scales.data_ptr()
+        )
+        # One ctypes call a forward, its arguments ready: Python's cost per call is a visible share of a decode step.
+        self._weights_address = ctypes.addressof(self._weights)
+        self._block_linear = block_kernel().block_linear
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.reshape(-1, self.in_features)
+        if rows.dtype != torch.float32 or not rows.is_contiguous():
+            rows = rows.float().contiguous()
+        out = torch.empty(rows.shape[0], self.out_features)
+        tokens, threads = rows.shape[0], torch.get_num_threads()
+        if self._block_linear(self._weights_address, rows.data_ptr(), tokens, out.data_ptr(), threads):
+            raise MemoryError(f"no memory for the 8-bit activations of {tokens} tokens")
+        if self.bias is not None:
+            out += self.bias
+        return out.view(*x.shape[:-1], self.out_features).to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, q8_0"

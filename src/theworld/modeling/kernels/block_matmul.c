@@ -1,0 +1,98 @@
+/* Q8_0 matrix products for CPU decoding: out = x @ W.T with W in blocks of 32 int8 weights and one fp16 scale.
+ *
+ * Why by hand: decoding reads every weight once per token, so its speed is memory bandwidth over weight bytes.
+ * On x86 CPUs with AVX2 but no AVX-512, the int8/int4 weight-only kernels of PyTorch and torchao run far below
+ * memory speed, and fbgemm's int8 has one activation scale per row, which Gemma's activation outliers break
+ * (docs/real-gemma.md). The format is GGUF's Q8_0 (x = d * q, q in [-127, 127]), so weights that came from a
+ * Q8_0 tensor of a GGUF are kept exactly.
+ *
+ * The activations are rounded to 8 bits in blocks of 32 too, each with its fp32 scale, so one block's dot product
+ * is an exact int32 sum of 32 products (AVX2's maddubs on |w| and a with w's sign: |w|, |a| <= 127, so no pair of
+ * products overflows int16), scaled once by both scales.
+ */
+#include <immintrin.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#define BLOCK 32
+
+/* One layer's weights, as `block_quantization.BlockLinear` keeps them: values (rows, cols) int8, scales
+ * (rows, cols / 32) fp16. */
+struct block_weights {
+    int64_t rows, cols;
+    const int8_t *values;
+    const uint16_t *scales;
+};
+
+/* x (rows, cols) fp32 -> q (rows, cols) int8 and scales (rows, cols / 32) fp32; cols is a multiple of 32. */
+static void quantize_rows(const float *x, int64_t rows, int64_t cols, int8_t *q, float *scales) {
+    int64_t blocks = rows * (cols / BLOCK);
+    for (int64_t i = 0; i < blocks; i++) {
+        const float *v = x + i * BLOCK;
+        float amax = 0.0f;
+        for (int j = 0; j < BLOCK; j++) amax = fmaxf(amax, fabsf(v[j]));
+        float inverse = amax > 0.0f ? 127.0f / amax : 0.0f;
+        scales[i] = amax / 127.0f;
+        for (int j = 0; j < BLOCK; j++) q[i * BLOCK + j] = (int8_t)lrintf(v[j] * inverse);
+    }
+}
+
+/* acc + (weight scale * activation scale) * the 8 int32 partial sums of block b's 32 products. */
+static inline __m256 add_block(const int8_t *w, const uint16_t *w_scales, const int8_t *a, const float *a_scales,
+                               int64_t b, __m256 acc) {
+    __m256i wq = _mm256_loadu_si256((const __m256i *)(w + b * BLOCK));
+    __m256i aq = _mm256_loadu_si256((const __m256i *)(a + b * BLOCK));
+    __m256i pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(wq, wq), _mm256_sign_epi8(aq, wq));
+    __m256 sums = _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+    return _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(w_scales[b]) * a_scales[b]), sums, acc);
+}
+
+static inline float horizontal_sum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* out[m, n] for rows n in [start, end) and every token m; out is (tokens, w->rows). */
+static void rows_times_tokens(const struct block_weights *w, const int8_t *acts, const float *act_scales,
+                              float *out, int64_t tokens, int64_t start, int64_t end) {
+    int64_t blocks = w->cols / BLOCK;
+    for (int64_t n = start; n < end; n++) {
+        const int8_t *wq = w->values + n * w->cols;
+        const uint16_t *ws = w->scales + n * blocks;
+        for (int64_t m = 0; m < tokens; m++) {
+            const int8_t *aq = acts + m * w->cols;
+            const float *as = act_scales + m * blocks;
+            __m256 even = _mm256_setzero_ps(), odd = _mm256_setzero_ps(); /* two chains hide the FMA latency */
+            int64_t b = 0;
+            for (; b + 1 < blocks; b += 2) {
+                even = add_block(wq, ws, aq, as, b, even);
+                odd = add_block(wq, ws, aq, as, b + 1, odd);
+            }
+            if (b < blocks) even = add_block(wq, ws, aq, as, b, even);
+            out[m * w->rows + n] = horizontal_sum(_mm256_add_ps(even, odd));
+        }
+    }
+}
+
+/* out (tokens, rows) = x (tokens, cols) @ W.T, the rows split between `threads` threads. 0 on success, 1 when the
+ * activations' buffer cannot be allocated. */
+int block_linear(const struct block_weights *w, const float *x, int64_t tokens, float *out, int64_t threads) {
+    int8_t *acts = malloc((size_t)(tokens * w->cols));
+    float *act_scales = malloc((size_t)(tokens * (w->cols / BLOCK)) * sizeof(float));
+    if (acts == NULL || act_scales == NULL) {
+        free(acts);
+        free(act_scales);
+        return 1;
+    }
+    quantize_rows(x, tokens, w->cols, acts, act_scales);
+    int64_t chunks = threads < 1 ? 1 : threads;
+#pragma omp parallel for num_threads(chunks) if (chunks > 1)
+    for (int64_t c = 0; c < chunks; c++)
+        rows_times_tokens(w, acts, act_scales, out, tokens, w->rows * c / chunks, w->rows * (c + 1) / chunks);
+    free(acts);
+    free(act_scales);
+    return 0;
+}
