@@ -76,3 +76,64 @@ def test_bad_settings_are_refused_in_one_line(monkeypatch):
     monkeypatch.setenv("CC", "no-such-compiler")
     with pytest.raises(ValueError, match="no C compiler.*quantization='int8' instead"):
         check_quantization("q8_0")
+
+
+def _small_gemma():
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    torch.manual_seed(0)
+    config = Gemma3TextConfig(
+        vocab_size=96,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=32,
+        sliding_window=6,
+        layer_types=["sliding_attention", "full_attention"],
+    )
+    model = Gemma3ForCausalLM(config).eval()
+    with torch.no_grad():  # norms away from their zero init, so that a misplaced scale shows
+        for name, parameter in model.named_parameters():
+            if name.endswith("norm.weight"):
+                parameter.normal_(0.0, 0.5)
+    return model
+
+
+def _relative_error(ours: torch.Tensor, reference: torch.Tensor) -> float:
+    return float(torch.linalg.norm(ours - reference) / torch.linalg.norm(reference))
+
+
+def _with_block_projections(model):
+    """transformers' own layers, each projection replaced by the same Q8_0 projection `quantize` makes."""
+    for module in list(model.modules()):
+        for name, child in list(module.named_children()):
+            if isinstance(child, torch.nn.Linear):
+                setattr(module, name, BlockLinear(child.weight, child.bias))
+    return model
+
+
+def test_q8_0_gemma_layers_compute_transformers_layers():
+    """The fused q8_0 layers (q, k, v and gate, up in one projection each; query and key norms and rotary together)
+    give the logits of transformers' own layers with the same Q8_0 projections: a whole prompt, and token by token
+    through the KV cache past the sliding window. And those stay within 8-bit precision of fp32."""
+    from transformers import DynamicCache
+
+    from theworld.modeling.fused_layers import FusedGemma3DecoderLayer
+    from theworld.modeling.quantization import quantize
+
+    ids = torch.randint(0, 96, (2, 14), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        fp32 = _small_gemma()(ids).logits
+        expected = _with_block_projections(_small_gemma())(ids).logits
+        model = quantize(_small_gemma(), "q8_0")
+        assert all(isinstance(layer, FusedGemma3DecoderLayer) for layer in model.model.layers)
+        whole = model(ids).logits
+        cache = DynamicCache(config=model.config)
+        steps = [model(ids[:, :8], past_key_values=cache, use_cache=True).logits]
+        for position in range(8, 14):
+            steps.append(model(ids[:, position : position + 1], past_key_values=cache, use_cache=True).logits)
+    assert _relative_error(whole, expected) < 1e-5
+    assert _relative_error(torch.cat(steps, dim=1), expected) < 1e-5
+    assert _relative_error(expected, fp32) < 0.05

@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 
 import theworld
 from theworld.cli.main import app
-from theworld.modeling.block_quantization import BlockLinear, block_kernel_problem
+from theworld.modeling.block_quantization import BlockLinear, KernelRMSNorm, block_kernel_problem
+from theworld.modeling.fused_layers import FusedGemma3DecoderLayer
 from theworld.modeling.modeling_theworld import TheWorld
 from theworld.modeling.quantization import Float16Linear, FusedRMSNorm, Int8Linear, quantize
 
@@ -65,15 +66,17 @@ def _inputs(model, question: str):
 def test_quantize_replaces_the_output_projection_the_layers_and_the_norms(shipped):
     _, fast = shipped
     head, layer = fast.lm_head, fast.model.language_model.layers[0]
-    if isinstance(head, BlockLinear):  # q8_0: every linear layer in Q8_0 blocks
-        assert isinstance(layer.self_attn.q_proj, BlockLinear) and isinstance(layer.mlp.down_proj, BlockLinear)
+    if isinstance(head, BlockLinear):  # q8_0: fused layers, every projection in Q8_0 blocks, norms in the kernel
+        assert isinstance(layer, FusedGemma3DecoderLayer)
+        assert isinstance(layer.qkv_proj, BlockLinear) and isinstance(layer.down_proj, BlockLinear)
+        assert isinstance(layer.input_layernorm, KernelRMSNorm)
     else:
         assert isinstance(head, Int8Linear)
         assert isinstance(layer.self_attn.q_proj, Float16Linear) and isinstance(layer.mlp.down_proj, Float16Linear)
-    assert isinstance(layer.input_layernorm, FusedRMSNorm) and isinstance(layer.self_attn.k_norm, FusedRMSNorm)
+        assert isinstance(layer.input_layernorm, FusedRMSNorm) and isinstance(layer.self_attn.k_norm, FusedRMSNorm)
     # The embedding lookup keeps its fp32 table; the vision tower and the world parts are untouched.
     assert fast.model.language_model.embed_tokens.weight.dtype == torch.float32
-    quantized = Int8Linear | Float16Linear | BlockLinear | FusedRMSNorm
+    quantized = Int8Linear | Float16Linear | BlockLinear | FusedRMSNorm | KernelRMSNorm
     assert not any(isinstance(m, quantized) for m in fast.model.vision_tower.modules())
 
 

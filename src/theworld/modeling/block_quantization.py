@@ -1,4 +1,4 @@
-"""Linear layers in GGUF's Q8_0 blocks, computed by a small AVX2 kernel (`kernels/block_matmul.c`).
+"""Linear layers in GGUF's Q8_0 blocks and Gemma's RMSNorm, computed by small AVX2 kernels (`kernels/q8_0_decode.c`).
 
 `quantize(model, "q8_0")` uses them (`theworld.modeling.quantization`). A block is 32 weights of one row, int8,
 with one fp16 scale: 8.5 bits a weight. The activations are rounded to 8 bits in blocks of 32 as well, as
@@ -23,7 +23,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
-__all__ = ["BLOCK", "BlockLinear", "block_kernel", "block_kernel_problem", "dequantize_q8_0", "quantize_q8_0"]
+__all__ = [
+    "BLOCK",
+    "BlockLinear",
+    "KernelRMSNorm",
+    "block_kernel",
+    "block_kernel_problem",
+    "dequantize_q8_0",
+    "quantize_q8_0",
+]
 
 BLOCK = 32
 # -fopenmp: the rows split across torch's thread count; one thread runs no parallel region.
@@ -60,15 +68,15 @@ def block_kernel() -> ctypes.CDLL:
     problem = block_kernel_problem()
     if problem is not None:
         raise ValueError(f"quantization='q8_0' cannot run here: {problem}; use quantization='int8' instead")
-    source = files("theworld.modeling").joinpath("kernels", "block_matmul.c").read_bytes()
+    source = files("theworld.modeling").joinpath("kernels", "q8_0_decode.c").read_bytes()
     digest = hashlib.sha256(source + " ".join(_FLAGS).encode()).hexdigest()[:16]
     folder = Path(os.environ.get("THEWORLD_CACHE") or Path.home() / ".cache" / "theworld") / "kernels"
-    library = folder / f"block_matmul-{digest}.so"
+    library = folder / f"q8_0_decode-{digest}.so"
     if not library.exists():
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=folder) as scratch:
-            (Path(scratch) / "block_matmul.c").write_bytes(source)
-            command = [os.environ.get("CC", "cc"), *_FLAGS, "block_matmul.c", "-o", library.name, "-lm"]
+            (Path(scratch) / "q8_0_decode.c").write_bytes(source)
+            command = [os.environ.get("CC", "cc"), *_FLAGS, "q8_0_decode.c", "-o", library.name, "-lm"]
             result = subprocess.run(command, cwd=scratch, capture_output=True, text=True)
             if result.returncode != 0:
                 raise ValueError(
@@ -79,6 +87,8 @@ def block_kernel() -> ctypes.CDLL:
     kernel = ctypes.CDLL(str(library))
     kernel.block_linear.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64]
     kernel.block_linear.restype = ctypes.c_int
+    kernel.rms_norm.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64]
+    kernel.rms_norm.argtypes += [ctypes.c_int64, ctypes.c_float, ctypes.c_void_p]
     return kernel
 
 
@@ -130,3 +140,27 @@ class BlockLinear(nn.Module):
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, q8_0"
+
+
+class KernelRMSNorm(nn.Module):
+    """Gemma's RMSNorm in one kernel call, `x / sqrt(mean(x^2) + eps) * scale` with `scale` (groups, size) = 1 + the
+    norms' weights: the first groups * size values of each input row, as `groups` vectors, vector g scaled by row g
+    (one norm: groups = 1; the query and key norms of a fused projection's heads: a row per head)."""
+
+    def __init__(self, scale: torch.Tensor, eps: float):
+        super().__init__()
+        self.scale = scale.detach().float().reshape(-1, scale.shape[-1]).contiguous()
+        self.eps = float(eps)
+        self.width = self.scale.numel()
+        self._rms_norm = block_kernel().rms_norm
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.reshape(-1, x.shape[-1])
+        if rows.dtype != torch.float32 or not rows.is_contiguous():
+            rows = rows.float().contiguous()
+        out = torch.empty(rows.shape[0], self.width)
+        groups, size = self.scale.shape
+        self._rms_norm(
+            rows.data_ptr(), rows.shape[0], rows.shape[1], self.scale.data_ptr(), groups, size, self.eps, out.data_ptr()
+        )
+        return out.view(*x.shape[:-1], self.width).to(x.dtype)

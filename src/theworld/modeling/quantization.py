@@ -18,9 +18,11 @@ Why these and not the int8/int4 weight-only kernels of torch (`_weight_int8pack_
 or torchao: on CPUs without AVX-512 those run far below memory speed, slower than the fp32 weights they replace
 (measured on Gemma 3 270M, docs/real-gemma.md).
 
-Both also run Gemma 3's RMSNorm as one fused call (`FusedRMSNorm`). The model stays a transformers model
-(generate, the KV cache and the world tokens all work unchanged); it is for inference: save the fp32 model, and
-quantize after loading.
+A small model's decode step spends as long in Python as in reading weights, so both also cut calls: `q8_0` makes
+each decoder layer a `FusedGemma3DecoderLayer` (q, k, v and gate, up fused; its norms in the kernel), `int8` runs
+Gemma 3's RMSNorm as one `F.rms_norm` (`FusedRMSNorm`). The model stays a transformers model (generate, the KV
+cache and the world tokens all work unchanged); it is for inference: save the fp32 model, and quantize after
+loading.
 """
 
 import warnings
@@ -28,9 +30,10 @@ import warnings
 import torch
 from torch import nn
 from torch.nn import functional as F
-from transformers.models.gemma3.modeling_gemma3 import Gemma3RMSNorm
+from transformers.models.gemma3.modeling_gemma3 import Gemma3DecoderLayer, Gemma3RMSNorm
 
 from theworld.modeling.block_quantization import BlockLinear, block_kernel_problem
+from theworld.modeling.fused_layers import FusedGemma3DecoderLayer
 
 __all__ = ["QUANTIZATIONS", "FusedRMSNorm", "check_quantization", "quantize"]
 
@@ -119,6 +122,10 @@ def quantize(model: nn.Module, quantization: str) -> nn.Module:
             "quantization works on an fp32 model on the CPU; load it with dtype=torch.float32 and device 'cpu'"
         )
     decoder = model.get_decoder()
+    if quantization == "q8_0":
+        decoder.layers = nn.ModuleList(
+            FusedGemma3DecoderLayer(layer) if type(layer) is Gemma3DecoderLayer else layer for layer in decoder.layers
+        )
     for module in list(decoder.modules()):
         for name, child in list(module.named_children()):
             if isinstance(child, nn.Linear):

@@ -1,0 +1,82 @@
+"""Gemma 3's decoder layer with fewer calls per token, for quantized CPU decoding (`quantize(model, "q8_0")`).
+
+A decode step of a small model on a CPU spends as much time in Python, one op and one module call at a time, as in
+reading its weights. This layer computes what `Gemma3DecoderLayer` computes with the projections fused (q, k and v
+in one matrix, gate and up in another: three calls fewer) and the query and key norms and rotary embedding applied
+to queries and keys together. It keeps what the rest of transformers relies on: it is a `Gemma3DecoderLayer`
+(output capturing finds it), it takes the same arguments, writes the same KV cache (so the world tokens in the
+prefix cache stay), and attends through transformers' own attention function with the mask the model made.
+"""
+
+import torch
+from torch import nn
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.models.gemma3.modeling_gemma3 import Gemma3DecoderLayer, eager_attention_forward
+
+from theworld.modeling.block_quantization import BlockLinear, KernelRMSNorm
+
+__all__ = ["FusedGemma3DecoderLayer"]
+
+
+class FusedGemma3DecoderLayer(Gemma3DecoderLayer):
+    def __init__(self, layer: Gemma3DecoderLayer):
+        nn.Module.__init__(self)  # the parts come from `layer`, not from a config
+        attention, mlp = layer.self_attn, layer.mlp
+        self.config, self.hidden_size, self.layer_idx = layer.config, layer.hidden_size, layer.layer_idx
+        self.attention = attention  # its settings (heads, scaling, window) for the attention function
+        self.attend = ALL_ATTENTION_FUNCTIONS.get_interface(self.config._attn_implementation, eager_attention_forward)
+        self.head_dim = attention.head_dim
+        self.query_heads = attention.q_proj.out_features // self.head_dim
+        self.key_heads = attention.k_proj.out_features // self.head_dim
+        projections = (attention.q_proj, attention.k_proj, attention.v_proj)
+        biases = [p.bias for p in projections]
+        self.qkv_proj = BlockLinear(
+            torch.cat([p.weight for p in projections]), None if biases[0] is None else torch.cat(biases)
+        )
+        self.o_proj = BlockLinear(attention.o_proj.weight, attention.o_proj.bias)
+        # q_norm and k_norm as one scale per head: (query heads + key heads, head_dim).
+        scales = [1.0 + attention.q_norm.weight.detach().float(), 1.0 + attention.k_norm.weight.detach().float()]
+        qk_scale = torch.cat([scales[0].expand(self.query_heads, -1), scales[1].expand(self.key_heads, -1)])
+        self.qk_norm = KernelRMSNorm(qk_scale, attention.q_norm.eps)
+        self.gate_up_proj = BlockLinear(torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]))
+        self.down_proj = BlockLinear(mlp.down_proj.weight)
+        self.act_fn = mlp.act_fn
+        for name in ("input", "post_attention", "pre_feedforward", "post_feedforward"):
+            norm = getattr(layer, f"{name}_layernorm")
+            setattr(self, f"{name}_layernorm", KernelRMSNorm(1.0 + norm.weight.detach().float(), norm.eps))
+        for name in ("q_proj", "k_proj", "v_proj", "o_proj", "q_norm", "k_norm"):
+            delattr(attention, name)  # fused above; the fp32 weights would only take memory
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        position_embeddings: tuple[torch.Tensor, torch.Tensor] | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        past_key_values=None,
+        **kwargs,
+    ) -> torch.Tensor:
+        batch, length, _ = hidden_states.shape
+        qkv = self.qkv_proj(self.input_layernorm(hidden_states)).view(batch, length, -1, self.head_dim)
+        heads = self.query_heads + self.key_heads
+        qk = self.qk_norm(qkv.view(batch, length, -1)).view(batch, length, heads, self.head_dim)
+        cos, sin = (t.unsqueeze(2) for t in position_embeddings)
+        half = self.head_dim // 2
+        qk = qk * cos + torch.cat((-qk[..., half:], qk[..., :half]), dim=-1) * sin  # rotary, queries and keys at once
+        query = qk[:, :, : self.query_heads].transpose(1, 2)
+        key, value = qk[:, :, self.query_heads :].transpose(1, 2), qkv[:, :, heads:].transpose(1, 2)
+        if past_key_values is not None:
+            key, value = past_key_values.update(key, value, self.layer_idx)
+        attended, _ = self.attend(
+            self.attention,
+            query,
+            key,
+            value,
+            attention_mask,
+            scaling=self.attention.scaling,
+            sliding_window=self.attention.sliding_window,
+            **kwargs,
+        )
+        hidden_states = hidden_states + self.post_attention_layernorm(self.o_proj(attended.reshape(batch, length, -1)))
+        gate, up = self.gate_up_proj(self.pre_feedforward_layernorm(hidden_states)).chunk(2, dim=-1)
+        return hidden_states + self.post_feedforward_layernorm(self.down_proj(self.act_fn(gate) * up))
