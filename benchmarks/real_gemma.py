@@ -1,4 +1,4 @@
-"""Decode speed and quality of real Gemma 3 270M on CPU: TheWorld (fp32, int8) against llama.cpp on the same GGUF,
+"""Decode speed and quality of real Gemma 3 270M on CPU: TheWorld (fp32, int8, q8_0) against llama.cpp on the same GGUF,
 side by side in one run, with this machine's memory bandwidth as the physical limit.
 
     OMP_NUM_THREADS=1 python benchmarks/real_gemma.py [--threads 1] [--new-tokens 64] [--runs 3] [--compile] [--profile]
@@ -275,7 +275,7 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--compile", action="store_true", help="add a row with compile=True")
-    parser.add_argument("--profile", action="store_true", help="split TheWorld int8's decode time by kind of op")
+    parser.add_argument("--profile", action="store_true", help="split TheWorld q8_0's decode time by kind of op")
     parser.add_argument("--model", default="gemma-3-270m", help="a name resolve_gguf knows, or a .gguf path")
     args = parser.parse_args()
 
@@ -305,9 +305,9 @@ def main() -> None:
         del generate_fn
         gc.collect()
     if args.profile:
-        model = theworld_model(checkpoint.folder, "int8")
+        model = theworld_model(checkpoint.folder, "q8_0")
         split = profile_decode(model, prompt_ids)
-        print(f"\nwhere TheWorld int8's decode time goes (ms per token, profiled): {split}")
+        print(f"\nwhere TheWorld q8_0's decode time goes (ms per token, profiled): {split}")
         del model
     llama_speed, llama_prefill = results[-1][1], results[-1][2]
     print(f"\nagainst {LLAMA} (median): decode, prefill time")
