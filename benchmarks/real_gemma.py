@@ -1,11 +1,12 @@
-"""Decode speed and quality of real Gemma 3 270M on CPU: TheWorld (fp32, int8, q8_0) against llama.cpp on the same GGUF,
-side by side in one run, with this machine's memory bandwidth as the physical limit.
+"""Decode speed and quality of real Gemma 3 270M on CPU: TheWorld (fp32, int8, q8_0) against llama.cpp on the same
+GGUF, side by side in one run, with this machine's memory bandwidth as the physical limit.
 
     OMP_NUM_THREADS=1 python benchmarks/real_gemma.py [--threads 1] [--new-tokens 64] [--runs 3] [--compile] [--profile]
 
 Speed: every row times one `generate_fn(prompt_ids, steps) -> new_ids` (greedy) on the first prompt, `--runs` times
-after a warm-up: once for 1 token (the prefill) and once for `--new-tokens`; decode speed is the difference. To add
-a row, append `(name, build)` to `ROWS`, where `build()` returns `(generate_fn, bytes read per token)`.
+after a warm-up, the rows taking turns: once for 1 token (the prefill) and once for `--new-tokens`; decode speed is
+the difference. To add a row, append `(name, build)` to `rows()`, where `build()` returns `(generate_fn, bytes read per
+token)`.
 
 "GB/s" is the bytes each decoded token reads (every weight once; the embedding table only as the output projection,
 since a lookup reads one row) times tokens/s, printed against this machine's single-thread memory bandwidth.
@@ -290,10 +291,16 @@ def main() -> None:
     copy, read = memory_bandwidth()
     print(f"memory bandwidth, 1 thread, 1 GiB: copy {copy:.1f} GB/s (read + write), read {read:.1f} GB/s\n")
     print(f"{'':24} {'reads':>8} {'prefill':>8} {'decode tok/s min/med/max':>25} {'GB/s':>6} {'of read':>8}")
+    built = [(name, *build()) for name, build in rows(checkpoint, args.threads, args.compile)]
+    timings = {name: ([], []) for name, _, _ in built}
+    for _ in range(args.runs):  # the rows take turns, so a drift of the machine's speed falls on all of them
+        for name, generate_fn, _ in built:
+            prefills, speeds, _ = time_decode(generate_fn, prompt_ids, args.new_tokens, 1)
+            timings[name][0].extend(prefills)
+            timings[name][1].extend(speeds)
     results = []
-    for name, build in rows(checkpoint, args.threads, args.compile):
-        generate_fn, nbytes = build()
-        prefills, speeds, _ = time_decode(generate_fn, prompt_ids, args.new_tokens, args.runs)
+    for name, _, nbytes in built:
+        prefills, speeds = timings[name]
         median = statistics.median(speeds)
         results.append((name, median, statistics.median(prefills)))
         print(
@@ -302,8 +309,8 @@ def main() -> None:
             f"{nbytes * median / 1e9 / read:7.0%}",
             flush=True,
         )
-        del generate_fn
-        gc.collect()
+    del built
+    gc.collect()
     if args.profile:
         model = theworld_model(checkpoint.folder, "q8_0")
         split = profile_decode(model, prompt_ids)
