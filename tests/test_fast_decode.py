@@ -69,7 +69,7 @@ def test_quantize_replaces_the_output_projection_the_layers_and_the_norms(shippe
     if isinstance(head, BlockLinear):  # q8_0: fused layers, every projection in Q8_0 blocks, norms in the kernel
         assert isinstance(layer, FusedGemma3DecoderLayer)
         assert isinstance(layer.qkv_proj, BlockLinear) and isinstance(layer.down_proj, BlockLinear)
-        assert isinstance(layer.input_layernorm, KernelRMSNorm)
+        assert isinstance(layer.qkv_proj.norm, KernelRMSNorm)  # the input norm, computed in the projection's call
     else:
         assert isinstance(head, Int8Linear)
         assert isinstance(layer.self_attn.q_proj, Float16Linear) and isinstance(layer.mlp.down_proj, Float16Linear)

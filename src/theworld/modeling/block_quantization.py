@@ -46,6 +46,8 @@ class _BlockWeights(ctypes.Structure):
         ("cols", ctypes.c_int64),
         ("values", ctypes.c_void_p),
         ("scales", ctypes.c_void_p),
+        ("norm_scale", ctypes.c_void_p),
+        ("norm_eps", ctypes.c_float),
     ]
 
 
@@ -88,7 +90,7 @@ def block_kernel() -> ctypes.CDLL:
     kernel.block_linear.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64]
     kernel.block_linear.restype = ctypes.c_int
     kernel.rms_norm.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64]
-    kernel.rms_norm.argtypes += [ctypes.c_int64, ctypes.c_float, ctypes.c_void_p]
+    kernel.rms_norm.argtypes += [ctypes.c_int64, ctypes.c_float, ctypes.c_void_p, ctypes.c_void_p]
     return kernel
 
 
@@ -108,9 +110,10 @@ def dequantize_q8_0(values: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
 
 
 class BlockLinear(nn.Module):
-    """`x @ weight.T (+ bias)` with the weights in Q8_0 blocks and the activations rounded to 8 bits in blocks."""
+    """`x @ weight.T (+ bias)` with the weights in Q8_0 blocks and the activations rounded to 8 bits in blocks; with
+    `norm`, `norm(x) @ weight.T (+ bias)`, the RMSNorm before the projection computed in the same call."""
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None):
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None, norm: "KernelRMSNorm | None" = None):
         super().__init__()
         if weight.shape[1] % BLOCK:
             raise ValueError(f"q8_0 needs layers whose input size is a multiple of {BLOCK}, got {weight.shape[1]}")
@@ -119,8 +122,18 @@ class BlockLinear(nn.Module):
         self.values, self.scales = quantize_q8_0(weight)
         self.bias = None if bias is None else bias.detach().float().contiguous()
         self.nbytes = self.values.nbytes + self.scales.nbytes  # what one call reads
+        if norm is not None and norm.scale.shape != (1, self.in_features):
+            raise ValueError(
+                f"a norm before this projection must normalise {self.in_features} values, not {norm.width}"
+            )
+        self.norm = norm
         self._weights = _BlockWeights(
-            self.out_features, self.in_features, self.values.data_ptr(), self.scales.data_ptr()
+            self.out_features,
+            self.in_features,
+            self.values.data_ptr(),
+            self.scales.data_ptr(),
+            None if norm is None else norm.scale.data_ptr(),
+            0.0 if norm is None else norm.eps,
         )
         # One ctypes call a forward, its arguments ready: Python's cost per call is a visible share of a decode step.
         self._weights_address = ctypes.addressof(self._weights)
@@ -154,13 +167,18 @@ class KernelRMSNorm(nn.Module):
         self.width = self.scale.numel()
         self._rms_norm = block_kernel().rms_norm
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        """The norm of x's rows; with `residual` (the output's shape), residual + the norm, in the same call."""
         rows = x.reshape(-1, x.shape[-1])
         if rows.dtype != torch.float32 or not rows.is_contiguous():
             rows = rows.float().contiguous()
         out = torch.empty(rows.shape[0], self.width)
+        if residual is not None and (residual.dtype != torch.float32 or not residual.is_contiguous()):
+            residual = residual.float().contiguous()
+        added = None if residual is None else residual.data_ptr()
         groups, size = self.scale.shape
+        tokens, stride = rows.shape
         self._rms_norm(
-            rows.data_ptr(), rows.shape[0], rows.shape[1], self.scale.data_ptr(), groups, size, self.eps, out.data_ptr()
+            rows.data_ptr(), tokens, stride, self.scale.data_ptr(), groups, size, self.eps, added, out.data_ptr()
         )
         return out.view(*x.shape[:-1], self.width).to(x.dtype)

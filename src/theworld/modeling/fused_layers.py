@@ -30,20 +30,25 @@ class FusedGemma3DecoderLayer(Gemma3DecoderLayer):
         self.key_heads = attention.k_proj.out_features // self.head_dim
         projections = (attention.q_proj, attention.k_proj, attention.v_proj)
         biases = [p.bias for p in projections]
-        self.qkv_proj = BlockLinear(
-            torch.cat([p.weight for p in projections]), None if biases[0] is None else torch.cat(biases)
-        )
+        norms = {
+            name: KernelRMSNorm(1.0 + norm.weight.detach().float(), norm.eps)
+            for name in ("input", "post_attention", "pre_feedforward", "post_feedforward")
+            for norm in [getattr(layer, f"{name}_layernorm")]
+        }
+        # The norms before the projections run inside them, the norms after them with the residual add.
+        qkv_bias = None if biases[0] is None else torch.cat(biases)
+        self.qkv_proj = BlockLinear(torch.cat([p.weight for p in projections]), qkv_bias, norm=norms["input"])
         self.o_proj = BlockLinear(attention.o_proj.weight, attention.o_proj.bias)
+        self.post_attention_layernorm = norms["post_attention"]
         # q_norm and k_norm as one scale per head: (query heads + key heads, head_dim).
         scales = [1.0 + attention.q_norm.weight.detach().float(), 1.0 + attention.k_norm.weight.detach().float()]
         qk_scale = torch.cat([scales[0].expand(self.query_heads, -1), scales[1].expand(self.key_heads, -1)])
         self.qk_norm = KernelRMSNorm(qk_scale, attention.q_norm.eps)
-        self.gate_up_proj = BlockLinear(torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]))
+        gate_up = torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight])
+        self.gate_up_proj = BlockLinear(gate_up, norm=norms["pre_feedforward"])
         self.down_proj = BlockLinear(mlp.down_proj.weight)
+        self.post_feedforward_layernorm = norms["post_feedforward"]
         self.act_fn = mlp.act_fn
-        for name in ("input", "post_attention", "pre_feedforward", "post_feedforward"):
-            norm = getattr(layer, f"{name}_layernorm")
-            setattr(self, f"{name}_layernorm", KernelRMSNorm(1.0 + norm.weight.detach().float(), norm.eps))
         for name in ("q_proj", "k_proj", "v_proj", "o_proj", "q_norm", "k_norm"):
             delattr(attention, name)  # fused above; the fp32 weights would only take memory
 
@@ -57,7 +62,7 @@ class FusedGemma3DecoderLayer(Gemma3DecoderLayer):
         **kwargs,
     ) -> torch.Tensor:
         batch, length, _ = hidden_states.shape
-        qkv = self.qkv_proj(self.input_layernorm(hidden_states)).view(batch, length, -1, self.head_dim)
+        qkv = self.qkv_proj(hidden_states).view(batch, length, -1, self.head_dim)  # input_layernorm inside
         heads = self.query_heads + self.key_heads
         qk = self.qk_norm(qkv.view(batch, length, -1)).view(batch, length, heads, self.head_dim)
         cos, sin = (t.unsqueeze(2) for t in position_embeddings)
@@ -77,6 +82,7 @@ class FusedGemma3DecoderLayer(Gemma3DecoderLayer):
             sliding_window=self.attention.sliding_window,
             **kwargs,
         )
-        hidden_states = hidden_states + self.post_attention_layernorm(self.o_proj(attended.reshape(batch, length, -1)))
-        gate, up = self.gate_up_proj(self.pre_feedforward_layernorm(hidden_states)).chunk(2, dim=-1)
-        return hidden_states + self.post_feedforward_layernorm(self.down_proj(self.act_fn(gate) * up))
+        attended = self.o_proj(attended.reshape(batch, length, -1))
+        hidden_states = self.post_attention_layernorm(attended, residual=hidden_states)
+        gate, up = self.gate_up_proj(hidden_states).chunk(2, dim=-1)  # pre_feedforward_layernorm inside
+        return self.post_feedforward_layernorm(self.down_proj(self.act_fn(gate) * up), residual=hidden_states)

@@ -19,12 +19,22 @@
 #define PREFETCH 2048 /* bytes ahead: the hardware prefetcher alone leaves a core's memory bandwidth unused */
 
 /* One layer's weights, as `block_quantization.BlockLinear` keeps them: values (rows, cols) int8, scales
- * (rows, cols / 32) fp16. */
+ * (rows, cols / 32) fp16; norm_scale (cols) when the layer's input is first RMS-normalised (Gemma's norm before a
+ * projection, one call instead of two), else NULL. */
 struct block_weights {
     int64_t rows, cols;
     const int8_t *values;
     const uint16_t *scales;
+    const float *norm_scale;
+    float norm_eps;
 };
+
+static void normalise(const float *v, const float *scale, int64_t cols, float eps, float *out) {
+    double squares = 0.0;
+    for (int64_t j = 0; j < cols; j++) squares += (double)v[j] * v[j];
+    float inverse = (float)(1.0 / sqrt(squares / (double)cols + eps));
+    for (int64_t j = 0; j < cols; j++) out[j] = v[j] * inverse * scale[j];
+}
 
 /* x (rows, cols) fp32 -> q (rows, cols) int8 and scales (rows, cols / 32) fp32; cols is a multiple of 32. */
 static void quantize_rows(const float *x, int64_t rows, int64_t cols, int8_t *q, float *scales) {
@@ -104,10 +114,17 @@ static void rows_times_tokens(const struct block_weights *w, const int8_t *acts,
 int block_linear(const struct block_weights *w, const float *x, int64_t tokens, float *out, int64_t threads) {
     int8_t *acts = malloc((size_t)(tokens * w->cols));
     float *act_scales = malloc((size_t)(tokens * (w->cols / BLOCK)) * sizeof(float));
-    if (acts == NULL || act_scales == NULL) {
+    float *normalised = w->norm_scale == NULL ? NULL : malloc((size_t)(tokens * w->cols) * sizeof(float));
+    if (acts == NULL || act_scales == NULL || (w->norm_scale != NULL && normalised == NULL)) {
         free(acts);
         free(act_scales);
+        free(normalised);
         return 1;
+    }
+    if (normalised != NULL) {
+        for (int64_t t = 0; t < tokens; t++)
+            normalise(x + t * w->cols, w->norm_scale, w->cols, w->norm_eps, normalised + t * w->cols);
+        x = normalised;
     }
     quantize_rows(x, tokens, w->cols, acts, act_scales);
     int64_t chunks = threads < 1 ? 1 : threads;
@@ -116,24 +133,23 @@ int block_linear(const struct block_weights *w, const float *x, int64_t tokens, 
         rows_times_tokens(w, acts, act_scales, out, tokens, w->rows * c / chunks, w->rows * (c + 1) / chunks);
     free(acts);
     free(act_scales);
+    free(normalised);
     return 0;
 }
 
 /* Gemma's RMSNorm, out = x / sqrt(mean(x^2) + eps) * scale (scale = 1 + its weight), in one call: a decode step
  * normalises a hundred small vectors, and PyTorch's CPU rms_norm is several ops each. Token t's `groups` vectors
  * of `cols` values start at x + t * x_stride (the heads of a fused projection's output, or one hidden state);
- * vector g uses scale row g; out is (tokens, groups, cols), contiguous. */
+ * vector g uses scale row g; out is (tokens, groups, cols), contiguous. With `residual` (the same shape as out),
+ * out = residual + the norm: Gemma's norm after a block and the residual add, one call. */
 void rms_norm(const float *x, int64_t tokens, int64_t x_stride, const float *scale, int64_t groups, int64_t cols,
-              float eps, float *out) {
+              float eps, const float *residual, float *out) {
     for (int64_t t = 0; t < tokens; t++) {
         for (int64_t g = 0; g < groups; g++) {
-            const float *v = x + t * x_stride + g * cols;
-            const float *s = scale + g * cols;
-            float *o = out + (t * groups + g) * cols;
-            double squares = 0.0;
-            for (int64_t j = 0; j < cols; j++) squares += (double)v[j] * v[j];
-            float inverse = (float)(1.0 / sqrt(squares / (double)cols + eps));
-            for (int64_t j = 0; j < cols; j++) o[j] = v[j] * inverse * s[j];
+            int64_t at = (t * groups + g) * cols;
+            normalise(x + t * x_stride + g * cols, scale + g * cols, cols, eps, out + at);
+            if (residual != NULL)
+                for (int64_t j = 0; j < cols; j++) out[at + j] += residual[at + j];
         }
     }
 }
