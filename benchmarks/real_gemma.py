@@ -260,7 +260,7 @@ def profile_decode(model, prompt_ids: list[int], steps: int = 16) -> dict[str, f
         token = prefilled.logits[:, -1:].argmax(-1)
         cache_copy = cpu_ms(lambda: copy.deepcopy(prefilled.past_key_values))
         step = cpu_ms(decode_step) - cache_copy
-        inputs = [torch.randn(1, 1, m.in_features) for m in layers]
+        inputs = [torch.randn(1, 1, getattr(m, "input_size", m.in_features)) for m in layers]  # gated: [gate | up]
         split = {
             "output projection": cpu_ms(lambda: head(torch.randn(1, 1, head.in_features))),
             # All of them in turn, as a step reads them: their bytes come from memory, not from the cache.

@@ -48,6 +48,7 @@ class _BlockWeights(ctypes.Structure):
         ("scales", ctypes.c_void_p),
         ("norm_scale", ctypes.c_void_p),
         ("norm_eps", ctypes.c_float),
+        ("gated", ctypes.c_int64),
     ]
 
 
@@ -90,7 +91,7 @@ def block_kernel() -> ctypes.CDLL:
     kernel.block_linear.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64]
     kernel.block_linear.restype = ctypes.c_int
     kernel.rms_norm.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64]
-    kernel.rms_norm.argtypes += [ctypes.c_int64, ctypes.c_float, ctypes.c_void_p, ctypes.c_void_p]
+    kernel.rms_norm.argtypes += [ctypes.c_int64, ctypes.c_float, *[ctypes.c_void_p] * 4]
     return kernel
 
 
@@ -111,9 +112,16 @@ def dequantize_q8_0(values: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
 
 class BlockLinear(nn.Module):
     """`x @ weight.T (+ bias)` with the weights in Q8_0 blocks and the activations rounded to 8 bits in blocks; with
-    `norm`, `norm(x) @ weight.T (+ bias)`, the RMSNorm before the projection computed in the same call."""
+    `norm`, `norm(x) @ weight.T (+ bias)`, the RMSNorm before the projection computed in the same call; `gated`, x is
+    [gate | up] and the layer computes `(gelu_tanh(gate) * up) @ weight.T`, Gemma's MLP product in the same call."""
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None, norm: "KernelRMSNorm | None" = None):
+    def __init__(
+        self,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None = None,
+        norm: "KernelRMSNorm | None" = None,
+        gated: bool = False,
+    ):
         super().__init__()
         if weight.shape[1] % BLOCK:
             raise ValueError(f"q8_0 needs layers whose input size is a multiple of {BLOCK}, got {weight.shape[1]}")
@@ -126,7 +134,9 @@ class BlockLinear(nn.Module):
             raise ValueError(
                 f"a norm before this projection must normalise {self.in_features} values, not {norm.width}"
             )
-        self.norm = norm
+        if norm is not None and gated:
+            raise ValueError("a projection either normalises its input or gates it, not both")
+        self.norm, self.gated = norm, gated
         self._weights = _BlockWeights(
             self.out_features,
             self.in_features,
@@ -134,13 +144,19 @@ class BlockLinear(nn.Module):
             self.scales.data_ptr(),
             None if norm is None else norm.scale.data_ptr(),
             0.0 if norm is None else norm.eps,
+            int(gated),
         )
         # One ctypes call a forward, its arguments ready: Python's cost per call is a visible share of a decode step.
         self._weights_address = ctypes.addressof(self._weights)
         self._block_linear = block_kernel().block_linear
 
+    @property
+    def input_size(self) -> int:
+        """The last dimension `forward` takes: in_features, or twice that when gated ([gate | up])."""
+        return 2 * self.in_features if self.gated else self.in_features
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        rows = x.reshape(-1, self.in_features)
+        rows = x.reshape(-1, self.input_size)
         if rows.dtype != torch.float32 or not rows.is_contiguous():
             rows = rows.float().contiguous()
         out = torch.empty(rows.shape[0], self.out_features)
@@ -167,18 +183,37 @@ class KernelRMSNorm(nn.Module):
         self.width = self.scale.numel()
         self._rms_norm = block_kernel().rms_norm
 
-    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
-        """The norm of x's rows; with `residual` (the output's shape), residual + the norm, in the same call."""
+    def forward(
+        self,
+        x: torch.Tensor,
+        residual: torch.Tensor | None = None,
+        rotary: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """The norm of x's rows; with `residual` (the output's shape), residual + the norm; with `rotary` (cos, sin),
+        (tokens, size) each, every vector of token t rotated by its row: both in the same call."""
         rows = x.reshape(-1, x.shape[-1])
         if rows.dtype != torch.float32 or not rows.is_contiguous():
             rows = rows.float().contiguous()
         out = torch.empty(rows.shape[0], self.width)
-        if residual is not None and (residual.dtype != torch.float32 or not residual.is_contiguous()):
-            residual = residual.float().contiguous()
-        added = None if residual is None else residual.data_ptr()
+        tensors = [residual, *(rotary or (None, None))]
+        tensors = [
+            t if t is None or (t.dtype == torch.float32 and t.is_contiguous()) else t.float().contiguous()
+            for t in tensors
+        ]
+        added, cos, sin = (None if t is None else t.data_ptr() for t in tensors)
         groups, size = self.scale.shape
         tokens, stride = rows.shape
         self._rms_norm(
-            rows.data_ptr(), tokens, stride, self.scale.data_ptr(), groups, size, self.eps, added, out.data_ptr()
+            rows.data_ptr(),
+            tokens,
+            stride,
+            self.scale.data_ptr(),
+            groups,
+            size,
+            self.eps,
+            added,
+            cos,
+            sin,
+            out.data_ptr(),
         )
         return out.view(*x.shape[:-1], self.width).to(x.dtype)

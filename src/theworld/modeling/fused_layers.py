@@ -48,7 +48,9 @@ class FusedGemma3DecoderLayer(Gemma3DecoderLayer):
         self.qk_norm = KernelRMSNorm(qk_scale, attention.q_norm.eps)
         gate_up = torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight])
         self.gate_up_proj = BlockLinear(gate_up, norm=norms["pre_feedforward"])
-        self.down_proj = BlockLinear(mlp.down_proj.weight)
+        # Gemma's activation (GELU, tanh approximation) times up, in the down projection's call where it is that.
+        self.gated = self.config.hidden_activation == "gelu_pytorch_tanh"
+        self.down_proj = BlockLinear(mlp.down_proj.weight, gated=self.gated)
         self.post_feedforward_layernorm = norms["post_feedforward"]
         self.act_fn = mlp.act_fn
         for name in ("q_proj", "k_proj", "v_proj", "o_proj", "q_norm", "k_norm"):
@@ -66,10 +68,9 @@ class FusedGemma3DecoderLayer(Gemma3DecoderLayer):
         batch, length, _ = hidden_states.shape
         qkv = self.qkv_proj(hidden_states).view(batch, length, -1, self.head_dim)  # input_layernorm inside
         heads = self.query_heads + self.key_heads
-        qk = self.qk_norm(qkv.view(batch, length, -1)).view(batch, length, heads, self.head_dim)
-        cos, sin = (t.unsqueeze(2) for t in position_embeddings)
-        half = self.head_dim // 2
-        qk = qk * cos + torch.cat((-qk[..., half:], qk[..., :half]), dim=-1) * sin  # rotary, queries and keys at once
+        # (cos, sin), a row per token: position embeddings may be shared by the batch (a leading 1)
+        rotary = tuple(t.expand(batch, length, -1).reshape(batch * length, self.head_dim) for t in position_embeddings)
+        qk = self.qk_norm(qkv.view(batch, length, -1), rotary=rotary).view(batch, length, heads, self.head_dim)
         query = qk[:, :, : self.query_heads].transpose(1, 2)
         key, value = qk[:, :, self.query_heads :].transpose(1, 2), qkv[:, :, heads:].transpose(1, 2)
         if past_key_values is not None:
@@ -86,5 +87,8 @@ class FusedGemma3DecoderLayer(Gemma3DecoderLayer):
         )
         attended = self.o_proj(attended.reshape(batch, length, -1))
         hidden_states = self.post_attention_layernorm(attended, residual=hidden_states)
-        gate, up = self.gate_up_proj(hidden_states).chunk(2, dim=-1)  # pre_feedforward_layernorm inside
-        return self.post_feedforward_layernorm(self.down_proj(self.act_fn(gate) * up), residual=hidden_states)
+        gate_up = self.gate_up_proj(hidden_states)  # pre_feedforward_layernorm inside
+        if not self.gated:
+            gate, up = gate_up.chunk(2, dim=-1)
+            gate_up = self.act_fn(gate) * up
+        return self.post_feedforward_layernorm(self.down_proj(gate_up), residual=hidden_states)

@@ -27,7 +27,17 @@ struct block_weights {
     const uint16_t *scales;
     const float *norm_scale;
     float norm_eps;
+    int64_t gated; /* 1: the input is [gate | up], 2 * cols per token, and the layer reads gelu_tanh(gate) * up */
 };
+
+/* GELU, tanh approximation (Gemma's activation), times the up projection: the MLP's product before its down
+ * projection. */
+static void gelu_times(const float *gate, const float *up, int64_t cols, float *out) {
+    for (int64_t j = 0; j < cols; j++) {
+        float v = gate[j];
+        out[j] = 0.5f * v * (1.0f + tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v))) * up[j];
+    }
+}
 
 static void normalise(const float *v, const float *scale, int64_t cols, float eps, float *out) {
     double squares = 0.0;
@@ -114,14 +124,19 @@ static void rows_times_tokens(const struct block_weights *w, const int8_t *acts,
 int block_linear(const struct block_weights *w, const float *x, int64_t tokens, float *out, int64_t threads) {
     int8_t *acts = malloc((size_t)(tokens * w->cols));
     float *act_scales = malloc((size_t)(tokens * (w->cols / BLOCK)) * sizeof(float));
-    float *normalised = w->norm_scale == NULL ? NULL : malloc((size_t)(tokens * w->cols) * sizeof(float));
-    if (acts == NULL || act_scales == NULL || (w->norm_scale != NULL && normalised == NULL)) {
+    int prepared = w->norm_scale != NULL || w->gated;
+    float *normalised = prepared ? malloc((size_t)(tokens * w->cols) * sizeof(float)) : NULL;
+    if (acts == NULL || act_scales == NULL || (prepared && normalised == NULL)) {
         free(acts);
         free(act_scales);
         free(normalised);
         return 1;
     }
-    if (normalised != NULL) {
+    if (w->gated) {
+        for (int64_t t = 0; t < tokens; t++)
+            gelu_times(x + 2 * t * w->cols, x + (2 * t + 1) * w->cols, w->cols, normalised + t * w->cols);
+        x = normalised;
+    } else if (w->norm_scale != NULL) {
         for (int64_t t = 0; t < tokens; t++)
             normalise(x + t * w->cols, w->norm_scale, w->cols, w->norm_eps, normalised + t * w->cols);
         x = normalised;
@@ -141,15 +156,27 @@ int block_linear(const struct block_weights *w, const float *x, int64_t tokens, 
  * normalises a hundred small vectors, and PyTorch's CPU rms_norm is several ops each. Token t's `groups` vectors
  * of `cols` values start at x + t * x_stride (the heads of a fused projection's output, or one hidden state);
  * vector g uses scale row g; out is (tokens, groups, cols), contiguous. With `residual` (the same shape as out),
- * out = residual + the norm: Gemma's norm after a block and the residual add, one call. */
+ * out = residual + the norm: Gemma's norm after a block and the residual add, one call. With cos and sin
+ * (tokens, cols), each vector then gets token t's rotary embedding: the query and key norms and the rotary
+ * embedding of a layer's heads, one call. */
 void rms_norm(const float *x, int64_t tokens, int64_t x_stride, const float *scale, int64_t groups, int64_t cols,
-              float eps, const float *residual, float *out) {
+              float eps, const float *residual, const float *cos, const float *sin, float *out) {
+    int64_t half = cols / 2;
+    float *normed = malloc((size_t)cols * sizeof(float));
     for (int64_t t = 0; t < tokens; t++) {
         for (int64_t g = 0; g < groups; g++) {
             int64_t at = (t * groups + g) * cols;
-            normalise(x + t * x_stride + g * cols, scale + g * cols, cols, eps, out + at);
+            if (cos == NULL) {
+                normalise(x + t * x_stride + g * cols, scale + g * cols, cols, eps, out + at);
+            } else { /* the rotary embedding of token t: n * cos + (-n[half:], n[:half]) * sin */
+                const float *c = cos + t * cols, *s = sin + t * cols;
+                normalise(x + t * x_stride + g * cols, scale + g * cols, cols, eps, normed);
+                for (int64_t j = 0; j < half; j++) out[at + j] = normed[j] * c[j] - normed[j + half] * s[j];
+                for (int64_t j = half; j < cols; j++) out[at + j] = normed[j] * c[j] + normed[j - half] * s[j];
+            }
             if (residual != NULL)
                 for (int64_t j = 0; j < cols; j++) out[at + j] += residual[at + j];
         }
     }
+    free(normed);
 }
