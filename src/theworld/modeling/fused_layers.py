@@ -1,13 +1,13 @@
 """Gemma 3's decoder layer with fewer calls per token, for quantized CPU decoding (`quantize(model, "q8_0")`).
 
 A decode step of a small model on a CPU spends as much time in Python, one op and one module call at a time, as in
-reading its weights. This layer computes what `Gemma3DecoderLayer` computes in about half the calls: the
+reading its weights. This layer computes what `Gemma3DecoderLayer` computes in a few kernel calls: the
 projections fused (q, k and v in one Q8_0 matrix, gate and up in another), each norm before a projection computed
-in the projection's kernel call and each norm after one with the residual add, and the query and key norms and the
-rotary embedding applied to queries and keys together. It keeps what the rest of transformers relies on: it is a
-`Gemma3DecoderLayer` (output capturing finds it), it takes the same arguments, writes the same KV cache (so the
-world tokens in the prefix cache stay), and attends through transformers' own attention function with the mask
-the model made.
+in the projection's call and each norm after one with the residual add, the query and key norms and their rotary
+embedding in one call, and GELU(gate) * up in the down projection's call. It keeps what the rest of transformers
+relies on: it is a `Gemma3DecoderLayer` (output capturing finds it), it takes the same arguments, writes the same
+KV cache (so the world tokens in the prefix cache stay), and attends through transformers' own attention function
+with the mask the model made.
 """
 
 import torch
