@@ -23,12 +23,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from theworld.modeling.gguf import cache_dir
+
 __all__ = [
     "BLOCK",
     "BlockLinear",
     "KernelRMSNorm",
     "block_kernel",
     "block_kernel_problem",
+    "check_block_kernel",
     "dequantize_q8_0",
     "quantize_q8_0",
 ]
@@ -52,6 +55,13 @@ class _BlockWeights(ctypes.Structure):
     ]
 
 
+def check_block_kernel() -> None:
+    """Refuse `q8_0` in one line where its kernel cannot run, before any weight loads or compiles."""
+    problem = block_kernel_problem()
+    if problem is not None:
+        raise ValueError(f"quantization='q8_0' cannot run here: {problem}; use quantization='int8' instead")
+
+
 def block_kernel_problem() -> str | None:
     """Why the kernel cannot run here (no AVX2, no C compiler), or None when it can."""
     try:
@@ -68,12 +78,10 @@ def block_kernel_problem() -> str | None:
 @lru_cache(maxsize=1)
 def block_kernel() -> ctypes.CDLL:
     """The compiled kernel, built once per source version into the cache folder."""
-    problem = block_kernel_problem()
-    if problem is not None:
-        raise ValueError(f"quantization='q8_0' cannot run here: {problem}; use quantization='int8' instead")
+    check_block_kernel()
     source = files("theworld.modeling").joinpath("kernels", "q8_0_decode.c").read_bytes()
     digest = hashlib.sha256(source + " ".join(_FLAGS).encode()).hexdigest()[:16]
-    folder = Path(os.environ.get("THEWORLD_CACHE") or Path.home() / ".cache" / "theworld") / "kernels"
+    folder = cache_dir() / "kernels"
     library = folder / f"q8_0_decode-{digest}.so"
     if not library.exists():
         folder.mkdir(parents=True, exist_ok=True)
@@ -92,6 +100,7 @@ def block_kernel() -> ctypes.CDLL:
     kernel.block_linear.restype = ctypes.c_int
     kernel.rms_norm.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64]
     kernel.rms_norm.argtypes += [ctypes.c_int64, ctypes.c_float, *[ctypes.c_void_p] * 4]
+    kernel.rms_norm.restype = ctypes.c_int
     return kernel
 
 
@@ -203,7 +212,7 @@ class KernelRMSNorm(nn.Module):
         added, cos, sin = (None if t is None else t.data_ptr() for t in tensors)
         groups, size = self.scale.shape
         tokens, stride = rows.shape
-        self._rms_norm(
+        failed = self._rms_norm(
             rows.data_ptr(),
             tokens,
             stride,
@@ -216,4 +225,6 @@ class KernelRMSNorm(nn.Module):
             sin,
             out.data_ptr(),
         )
+        if failed:
+            raise MemoryError("no memory for the rotary embedding's buffer")
         return out.view(*x.shape[:-1], self.width).to(x.dtype)

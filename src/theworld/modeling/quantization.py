@@ -32,7 +32,7 @@ from torch import nn
 from torch.nn import functional as F
 from transformers.models.gemma3.modeling_gemma3 import Gemma3DecoderLayer, Gemma3RMSNorm
 
-from theworld.modeling.block_quantization import BlockLinear, block_kernel_problem
+from theworld.modeling.block_quantization import BlockLinear, check_block_kernel
 from theworld.modeling.fused_layers import FusedGemma3DecoderLayer
 
 __all__ = ["QUANTIZATIONS", "FusedRMSNorm", "check_quantization", "quantize"]
@@ -103,9 +103,7 @@ def check_quantization(quantization: str | None) -> None:
             "(int4 has no CPU kernel here that beats q8_0: see docs/real-gemma.md)"
         )
     if quantization == "q8_0":
-        problem = block_kernel_problem()
-        if problem is not None:
-            raise ValueError(f"quantization='q8_0' cannot run here: {problem}; use quantization='int8' instead")
+        check_block_kernel()
     elif "fbgemm" not in torch.backends.quantized.supported_engines:
         raise ValueError(
             f"quantization={quantization!r} needs PyTorch's fbgemm kernels (x86 CPUs); this build has "

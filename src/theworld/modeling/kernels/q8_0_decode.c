@@ -158,11 +158,12 @@ int block_linear(const struct block_weights *w, const float *x, int64_t tokens, 
  * vector g uses scale row g; out is (tokens, groups, cols), contiguous. With `residual` (the same shape as out),
  * out = residual + the norm: Gemma's norm after a block and the residual add, one call. With cos and sin
  * (tokens, cols), each vector then gets token t's rotary embedding: the query and key norms and the rotary
- * embedding of a layer's heads, one call. */
-void rms_norm(const float *x, int64_t tokens, int64_t x_stride, const float *scale, int64_t groups, int64_t cols,
-              float eps, const float *residual, const float *cos, const float *sin, float *out) {
+ * embedding of a layer's heads, one call. 0 on success, 1 when the rotary's buffer cannot be allocated. */
+int rms_norm(const float *x, int64_t tokens, int64_t x_stride, const float *scale, int64_t groups, int64_t cols,
+             float eps, const float *residual, const float *cos, const float *sin, float *out) {
     int64_t half = cols / 2;
-    float *normed = malloc((size_t)cols * sizeof(float));
+    float *normed = cos == NULL ? NULL : malloc((size_t)cols * sizeof(float));
+    if (cos != NULL && normed == NULL) return 1;
     for (int64_t t = 0; t < tokens; t++) {
         for (int64_t g = 0; g < groups; g++) {
             int64_t at = (t * groups + g) * cols;
@@ -179,4 +180,5 @@ void rms_norm(const float *x, int64_t tokens, int64_t x_stride, const float *sca
         }
     }
     free(normed);
+    return 0;
 }
