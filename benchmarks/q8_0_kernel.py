@@ -12,6 +12,7 @@ import statistics
 import time
 
 import torch
+from real_gemma import memory_bandwidth  # this folder is on the path when a benchmark runs as a script
 
 from theworld.modeling.block_quantization import BlockLinear
 from theworld.modeling.quantization import Int8Linear
@@ -50,12 +51,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    source = torch.ones(2**28)
-    read = min(_seconds(source.sum) for _ in range(3))
-    print(
-        f"torch {torch.__version__}, 1 thread; memory read bandwidth (1 GiB sum): {source.nbytes / read / 1e9:.1f} GB/s"
-    )
-    del source
+    print(f"torch {torch.__version__}, 1 thread; memory read bandwidth (1 GiB sum): {memory_bandwidth()[1]:.1f} GB/s")
     print(f"{'kernel':12} {'shape':>12} {'ms min / median / max':>24} {'GB/s (median)':>14}")
     with torch.inference_mode():
         for rows, copies in ((262144, 1), (2048, 60)):
@@ -66,12 +62,6 @@ def main() -> None:
                 rate = layers[0].nbytes / statistics.median(times) / 1e9
                 print(f"{kind:12} {f'{rows} x 640':>12} {f'{low:.3f} / {mid:.3f} / {high:.3f}':>24} {rate:14.1f}")
                 del layers
-
-
-def _seconds(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 if __name__ == "__main__":
