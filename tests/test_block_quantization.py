@@ -78,7 +78,7 @@ def test_bad_settings_are_refused_in_one_line(monkeypatch):
         check_quantization("q8_0")
 
 
-def _small_gemma():
+def _small_gemma(activation: str = "gelu_pytorch_tanh"):
     from transformers import Gemma3ForCausalLM, Gemma3TextConfig
 
     torch.manual_seed(0)
@@ -92,6 +92,7 @@ def _small_gemma():
         head_dim=32,
         sliding_window=6,
         layer_types=["sliding_attention", "full_attention"],
+        hidden_activation=activation,
     )
     model = Gemma3ForCausalLM(config).eval()
     with torch.no_grad():  # norms away from their zero init, so that a misplaced scale shows
@@ -114,10 +115,12 @@ def _with_block_projections(model):
     return model
 
 
-def test_q8_0_gemma_layers_compute_transformers_layers():
-    """The fused q8_0 layers (q, k, v and gate, up in one projection each; query and key norms and rotary together)
-    give the logits of transformers' own layers with the same Q8_0 projections: a whole prompt, and token by token
-    through the KV cache past the sliding window. And those stay within 8-bit precision of fp32."""
+@pytest.mark.parametrize("activation", ["gelu_pytorch_tanh", "silu"])
+def test_q8_0_gemma_layers_compute_transformers_layers(activation):
+    """The fused q8_0 layers (q, k, v and gate, up in one projection each; query and key norms and rotary together;
+    with Gemma's GELU, all after the attention in one call too) give the logits of transformers' own layers with the
+    same Q8_0 projections: a whole prompt, and token by token through the KV cache past the sliding window. And
+    those stay within 8-bit precision of fp32."""
     from transformers import DynamicCache
 
     from theworld.modeling.fused_layers import FusedGemma3DecoderLayer
@@ -125,10 +128,11 @@ def test_q8_0_gemma_layers_compute_transformers_layers():
 
     ids = torch.randint(0, 96, (2, 14), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        fp32 = _small_gemma()(ids).logits
-        expected = _with_block_projections(_small_gemma())(ids).logits
-        model = quantize(_small_gemma(), "q8_0")
+        fp32 = _small_gemma(activation)(ids).logits
+        expected = _with_block_projections(_small_gemma(activation))(ids).logits
+        model = quantize(_small_gemma(activation), "q8_0")
         assert all(isinstance(layer, FusedGemma3DecoderLayer) for layer in model.model.layers)
+        assert all((layer.tail is not None) == (activation == "gelu_pytorch_tanh") for layer in model.model.layers)
         whole = model(ids).logits
         cache = DynamicCache(config=model.config)
         steps = [model(ids[:, :8], past_key_values=cache, use_cache=True).logits]

@@ -29,6 +29,8 @@ __all__ = [
     "BLOCK",
     "BlockLinear",
     "KernelRMSNorm",
+    "LayerTail",
+    "attention_inputs",
     "block_kernel",
     "block_kernel_problem",
     "check_block_kernel",
@@ -52,6 +54,20 @@ class _BlockWeights(ctypes.Structure):
         ("norm_scale", ctypes.c_void_p),
         ("norm_eps", ctypes.c_float),
         ("gated", ctypes.c_int64),
+    ]
+
+
+class _LayerTail(ctypes.Structure):
+    """The kernel's `struct layer_tail`: what follows a decoder layer's attention."""
+
+    _fields_ = [
+        ("o", ctypes.c_void_p),
+        ("gate_up", ctypes.c_void_p),
+        ("down", ctypes.c_void_p),
+        ("post_attention_scale", ctypes.c_void_p),
+        ("post_feedforward_scale", ctypes.c_void_p),
+        ("post_attention_eps", ctypes.c_float),
+        ("post_feedforward_eps", ctypes.c_float),
     ]
 
 
@@ -101,6 +117,12 @@ def block_kernel() -> ctypes.CDLL:
     kernel.rms_norm.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64]
     kernel.rms_norm.argtypes += [ctypes.c_int64, ctypes.c_float, *[ctypes.c_void_p] * 4]
     kernel.rms_norm.restype = ctypes.c_int
+    pointer, size = ctypes.c_void_p, ctypes.c_int64
+    kernel.attention_inputs.argtypes = [pointer, pointer, size, pointer, size, size, ctypes.c_float, pointer, pointer]
+    kernel.attention_inputs.argtypes += [pointer, size]
+    kernel.attention_inputs.restype = ctypes.c_int
+    kernel.attention_outputs.argtypes = [pointer, pointer, pointer, size, pointer, size]
+    kernel.attention_outputs.restype = ctypes.c_int
     return kernel
 
 
@@ -228,3 +250,80 @@ class KernelRMSNorm(nn.Module):
         if failed:
             raise MemoryError("no memory for the rotary embedding's buffer")
         return out.view(*x.shape[:-1], self.width).to(x.dtype)
+
+
+def _float_rows(x: torch.Tensor, width: int) -> torch.Tensor:
+    rows = x.reshape(-1, width)
+    return rows if rows.dtype == torch.float32 and rows.is_contiguous() else rows.float().contiguous()
+
+
+def attention_inputs(
+    projection: BlockLinear, head_norm: KernelRMSNorm, x: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor]
+) -> torch.Tensor:
+    """A decoder layer's q|k|v in one kernel call: `projection(x)` (its input norm inside), then its first
+    `head_norm.scale.shape[0]` head vectors (the query and key heads) normalised by `head_norm` and rotated by
+    `rotary` (cos, sin), a row per token; the value heads as projected. `head_norm(qkv[..., :n], rotary=rotary)`
+    and the values, without the copies between."""
+    groups, head_dim = head_norm.scale.shape
+    rows = _float_rows(x, projection.in_features)
+    cos, sin = (_float_rows(t, head_dim) for t in rotary)
+    out = torch.empty(rows.shape[0], projection.out_features)
+    failed = block_kernel().attention_inputs(
+        projection._weights_address,
+        rows.data_ptr(),
+        rows.shape[0],
+        head_norm.scale.data_ptr(),
+        groups,
+        head_dim,
+        head_norm.eps,
+        cos.data_ptr(),
+        sin.data_ptr(),
+        out.data_ptr(),
+        torch.get_num_threads(),
+    )
+    if failed:
+        raise MemoryError(f"no memory for the attention inputs of {rows.shape[0]} tokens")
+    return out.view(*x.shape[:-1], projection.out_features).to(x.dtype)
+
+
+class LayerTail:
+    """What follows a Gemma decoder layer's attention, in one kernel call: `h = residual +
+    post_attention_norm(o_proj(attended))`, then `h + post_feedforward_norm(down_proj(gate_up_proj(h)))`, with the
+    pre-feedforward norm inside `gate_up_proj` and GELU(gate) * up inside `down_proj` (gated). Five calls and the
+    tensors between them cost a decode step more than the arithmetic."""
+
+    def __init__(
+        self,
+        o_proj: BlockLinear,
+        post_attention_norm: KernelRMSNorm,
+        gate_up_proj: BlockLinear,
+        down_proj: BlockLinear,
+        post_feedforward_norm: KernelRMSNorm,
+    ):
+        hidden = o_proj.out_features
+        if gate_up_proj.norm is None or not down_proj.gated:
+            raise ValueError("a layer tail needs the pre-feedforward norm in gate_up_proj and a gated down_proj")
+        if {post_attention_norm.width, post_feedforward_norm.width, gate_up_proj.in_features} != {hidden}:
+            raise ValueError(f"a layer tail's norms and MLP must all take the hidden size {hidden}")
+        self.hidden, self.attended = hidden, o_proj.in_features
+        self._parts = (o_proj, post_attention_norm, gate_up_proj, down_proj, post_feedforward_norm)  # kept alive
+        self._tail = _LayerTail(
+            o_proj._weights_address,
+            gate_up_proj._weights_address,
+            down_proj._weights_address,
+            post_attention_norm.scale.data_ptr(),
+            post_feedforward_norm.scale.data_ptr(),
+            post_attention_norm.eps,
+            post_feedforward_norm.eps,
+        )
+        self._tail_address = ctypes.addressof(self._tail)
+        self._attention_outputs = block_kernel().attention_outputs
+
+    def __call__(self, attended: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        rows, before = _float_rows(attended, self.attended), _float_rows(residual, self.hidden)
+        out = torch.empty(rows.shape[0], self.hidden)
+        tokens, threads = rows.shape[0], torch.get_num_threads()
+        pointers = (rows.data_ptr(), before.data_ptr(), tokens, out.data_ptr())
+        if self._attention_outputs(self._tail_address, *pointers, threads):
+            raise MemoryError(f"no memory for the MLP activations of {tokens} tokens")
+        return out.view(residual.shape).to(residual.dtype)

@@ -1,13 +1,14 @@
 """Gemma 3's decoder layer with fewer calls per token, for quantized CPU decoding (`quantize(model, "q8_0")`).
 
 A decode step of a small model on a CPU spends as much time in Python, one op and one module call at a time, as in
-reading its weights. This layer computes what `Gemma3DecoderLayer` computes in a few kernel calls: the
-projections fused (q, k and v in one Q8_0 matrix, gate and up in another), each norm before a projection computed
-in the projection's call and each norm after one with the residual add, the query and key norms and their rotary
-embedding in one call, and GELU(gate) * up in the down projection's call. It keeps what the rest of transformers
-relies on: it is a `Gemma3DecoderLayer` (output capturing finds it), it takes the same arguments, writes the same
-KV cache (so the world tokens in the prefix cache stay), and attends through transformers' own attention function
-with the mask the model made.
+reading its weights. This layer computes what `Gemma3DecoderLayer` computes in two kernel calls around the
+attention: one for the input norm, q, k and v (one Q8_0 matrix), the query and key norms and their rotary
+embedding; one for everything after the attention (the output projection, the norm after it with the residual
+add, the norm before the MLP, gate and up in one matrix, GELU(gate) * up, the down projection, its norm and
+residual add). It keeps what the rest of transformers relies on: it is a `Gemma3DecoderLayer` (output capturing
+finds it), it takes the same arguments, writes the same KV cache (so the world tokens in the prefix cache stay),
+and attends through transformers' own attention function with the mask the model made. A model whose activation
+is not Gemma's GELU runs the same parts as separate calls.
 """
 
 import torch
@@ -15,7 +16,7 @@ from torch import nn
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.models.gemma3.modeling_gemma3 import Gemma3DecoderLayer, eager_attention_forward
 
-from theworld.modeling.block_quantization import BlockLinear, KernelRMSNorm
+from theworld.modeling.block_quantization import BlockLinear, KernelRMSNorm, LayerTail, attention_inputs
 
 __all__ = ["FusedGemma3DecoderLayer"]
 
@@ -53,6 +54,9 @@ class FusedGemma3DecoderLayer(Gemma3DecoderLayer):
         self.down_proj = BlockLinear(mlp.down_proj.weight, gated=self.gated)
         self.post_feedforward_layernorm = norms["post_feedforward"]
         self.act_fn = mlp.act_fn
+        # Everything after the attention in one kernel call, where the activation is the kernel's.
+        parts = (self.o_proj, self.post_attention_layernorm, self.gate_up_proj, self.down_proj)
+        self.tail = LayerTail(*parts, self.post_feedforward_layernorm) if self.gated else None
         for name in ("q_proj", "k_proj", "v_proj", "o_proj", "q_norm", "k_norm"):
             delattr(attention, name)  # fused above; the fp32 weights would only take memory
 
@@ -66,13 +70,14 @@ class FusedGemma3DecoderLayer(Gemma3DecoderLayer):
         **kwargs,
     ) -> torch.Tensor:
         batch, length, _ = hidden_states.shape
-        qkv = self.qkv_proj(hidden_states).view(batch, length, -1, self.head_dim)  # input_layernorm inside
-        heads = self.query_heads + self.key_heads
         # (cos, sin), a row per token: position embeddings may be shared by the batch (a leading 1)
         rotary = tuple(t.expand(batch, length, -1).reshape(batch * length, self.head_dim) for t in position_embeddings)
-        qk = self.qk_norm(qkv.view(batch, length, -1), rotary=rotary).view(batch, length, heads, self.head_dim)
-        query = qk[:, :, : self.query_heads].transpose(1, 2)
-        key, value = qk[:, :, self.query_heads :].transpose(1, 2), qkv[:, :, heads:].transpose(1, 2)
+        # input_layernorm, q|k|v, the query and key norms and the rotary embedding: one kernel call
+        qkv = attention_inputs(self.qkv_proj, self.qk_norm, hidden_states, rotary)
+        qkv = qkv.view(batch, length, -1, self.head_dim)
+        heads = self.query_heads + self.key_heads
+        query = qkv[:, :, : self.query_heads].transpose(1, 2)
+        key, value = qkv[:, :, self.query_heads : heads].transpose(1, 2), qkv[:, :, heads:].transpose(1, 2)
         if past_key_values is not None:
             key, value = past_key_values.update(key, value, self.layer_idx)
         attended, _ = self.attend(
@@ -85,10 +90,9 @@ class FusedGemma3DecoderLayer(Gemma3DecoderLayer):
             sliding_window=self.attention.sliding_window,
             **kwargs,
         )
-        attended = self.o_proj(attended.reshape(batch, length, -1))
-        hidden_states = self.post_attention_layernorm(attended, residual=hidden_states)
-        gate_up = self.gate_up_proj(hidden_states)  # pre_feedforward_layernorm inside
-        if not self.gated:
-            gate, up = gate_up.chunk(2, dim=-1)
-            gate_up = self.act_fn(gate) * up
-        return self.post_feedforward_layernorm(self.down_proj(gate_up), residual=hidden_states)
+        attended = attended.reshape(batch, length, -1)
+        if self.tail is not None:
+            return self.tail(attended, hidden_states)
+        hidden_states = self.post_attention_layernorm(self.o_proj(attended), residual=hidden_states)
+        gate, up = self.gate_up_proj(hidden_states).chunk(2, dim=-1)  # pre_feedforward_layernorm inside
+        return self.post_feedforward_layernorm(self.down_proj(self.act_fn(gate) * up), residual=hidden_states)
