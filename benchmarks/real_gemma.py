@@ -238,11 +238,14 @@ def _quality(outputs, greedy, log_probs, reference) -> Quality:
 
 
 def profile_decode(model, prompt_ids: list[int], steps: int = 16) -> dict[str, float]:
-    """CPU milliseconds per decoded token: the output projection, the other linear layers (all called in turn on one
-    token's activation, as a decode step calls them), and everything else (attention, norms, the Python between ops:
-    a decode step's CPU time less the two). CPU time, so that waiting for a busy CPU counts nowhere."""
+    """CPU milliseconds per decoded token: the output projection, the layers' kernel calls (each q8_0 layer's two,
+    called in turn on one token, as a decode step calls them: its weights come from memory), and everything else
+    (attention, the KV cache, the Python between calls: a decode step's CPU time less the two). CPU time, so that
+    waiting for a busy CPU counts nowhere."""
+    from theworld.modeling.block_quantization import attention_inputs
+
     head = model.get_output_embeddings()
-    layers = [m for m in model.get_decoder().modules() if hasattr(m, "in_features") and m is not head]
+    layers = list(model.get_decoder().layers)
 
     def cpu_ms(fn) -> float:
         fn()  # warm-up
@@ -255,16 +258,21 @@ def profile_decode(model, prompt_ids: list[int], steps: int = 16) -> dict[str, f
         cache = copy.deepcopy(prefilled.past_key_values)
         model(token, past_key_values=cache, use_cache=True)
 
+    def layer_kernels() -> None:
+        for layer in layers:
+            attention_inputs(layer.qkv_proj, layer.qk_norm, hidden, rotary)
+            layer.tail(attended, hidden)
+
     with torch.inference_mode():
         prefilled = model(torch.tensor([prompt_ids]), use_cache=True)
         token = prefilled.logits[:, -1:].argmax(-1)
         cache_copy = cpu_ms(lambda: copy.deepcopy(prefilled.past_key_values))
         step = cpu_ms(decode_step) - cache_copy
-        inputs = [torch.randn(1, 1, getattr(m, "input_size", m.in_features)) for m in layers]  # gated: [gate | up]
+        hidden, attended = torch.randn(1, 1, head.in_features), torch.randn(1, 1, layers[0].o_proj.in_features)
+        rotary = (torch.randn(1, layers[0].head_dim), torch.randn(1, layers[0].head_dim))
         split = {
-            "output projection": cpu_ms(lambda: head(torch.randn(1, 1, head.in_features))),
-            # All of them in turn, as a step reads them: their bytes come from memory, not from the cache.
-            "other linear layers": cpu_ms(lambda: [m(x) for m, x in zip(layers, inputs, strict=True)]),
+            "output projection": cpu_ms(lambda: head(hidden)),
+            "layers' kernel calls": cpu_ms(layer_kernels),
         }
     split["everything else"] = step - sum(split.values())
     return {name: round(ms, 1) for name, ms in split.items()}

@@ -18,9 +18,9 @@ pytestmark = pytest.mark.skipif(
 
 
 def _reference(x: torch.Tensor, values: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
-    """What the kernel computes, in float64: activations rounded to 8 bits with a scale per 32, times the blocks."""
+    """What the kernel computes, in float64: activations rounded to 16 bits with a scale per 32, times the blocks."""
     blocks = x.double().reshape(*x.shape[:-1], -1, BLOCK)
-    step = blocks.abs().amax(-1, keepdim=True) / 127
+    step = blocks.abs().amax(-1, keepdim=True) / 32767
     rounded = torch.where(step > 0, torch.round(blocks / step) * step, 0.0).reshape(x.shape)
     return rounded @ dequantize_q8_0(values, scales).double().T
 
@@ -38,6 +38,18 @@ def test_blocks_are_ggufs_q8_0_byte_for_byte():
     assert torch.equal(dequantize_q8_0(*quantize_q8_0(from_file)), from_file)
 
 
+def test_ggufs_4_and_5_bit_blocks_come_back_exactly():
+    """A GGUF's Q4_0 and Q5_0 layers, dequantized into a checkpoint folder, lose nothing more in Q8_0: each block's
+    grid becomes its scale. Weights on no grid are rounded as gguf's Q8_0 rounds them (the test above)."""
+    gguf = pytest.importorskip("gguf", reason="pip install gguf")
+    weight = np.random.default_rng(1).standard_normal((64, 8 * BLOCK)).astype(np.float32) * 0.05
+    for kind in (gguf.GGMLQuantizationType.Q4_0, gguf.GGMLQuantizationType.Q5_0):
+        from_file = torch.from_numpy(gguf.quants.dequantize(gguf.quants.quantize(weight, kind), kind))
+        assert torch.equal(dequantize_q8_0(*quantize_q8_0(from_file)), from_file)
+    rounded = torch.from_numpy(weight)
+    assert not torch.equal(dequantize_q8_0(*quantize_q8_0(rounded)), rounded)
+
+
 @pytest.mark.parametrize("tokens", [1, 3, 37])
 @pytest.mark.parametrize(("rows", "cols"), [(1, 32), (130, 64), (257, 640)])
 def test_products_equal_the_blocks_arithmetic(tokens, rows, cols):
@@ -50,7 +62,7 @@ def test_products_equal_the_blocks_arithmetic(tokens, rows, cols):
     assert out.shape == (2, tokens, rows) and out.dtype == torch.float32
     expected = _reference(x, layer.values, layer.scales)
     assert torch.allclose(out.double(), expected, rtol=1e-5, atol=1e-4 * expected.abs().max())
-    exact = x @ weight.T  # and it is still x @ W.T, to 8 bits
+    exact = x @ weight.T  # and it is still x @ W.T, to Q8_0's precision
     assert torch.linalg.norm(out - exact) < 0.2 * torch.linalg.norm(exact)
 
 
@@ -120,7 +132,7 @@ def test_q8_0_gemma_layers_compute_transformers_layers(activation):
     """The fused q8_0 layers (q, k, v and gate, up in one projection each; query and key norms and rotary together;
     with Gemma's GELU, all after the attention in one call too) give the logits of transformers' own layers with the
     same Q8_0 projections: a whole prompt, and token by token through the KV cache past the sliding window. And
-    those stay within 8-bit precision of fp32."""
+    those stay within Q8_0's precision of fp32."""
     from transformers import DynamicCache
 
     from theworld.modeling.fused_layers import FusedGemma3DecoderLayer
@@ -138,6 +150,7 @@ def test_q8_0_gemma_layers_compute_transformers_layers(activation):
         steps = [model(ids[:, :8], past_key_values=cache, use_cache=True).logits]
         for position in range(8, 14):
             steps.append(model(ids[:, position : position + 1], past_key_values=cache, use_cache=True).logits)
-    assert _relative_error(whole, expected) < 1e-5
-    assert _relative_error(torch.cat(steps, dim=1), expected) < 1e-5
+    # Within the 16-bit rounding of the activations, which the fused calls' own float arithmetic can move by a step
+    assert _relative_error(whole, expected) < 1e-4
+    assert _relative_error(torch.cat(steps, dim=1), expected) < 1e-4
     assert _relative_error(expected, fp32) < 0.05

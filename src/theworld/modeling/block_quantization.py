@@ -1,9 +1,9 @@
 """Linear layers in GGUF's Q8_0 blocks and Gemma's RMSNorm, computed by small AVX2 kernels (`kernels/q8_0_decode.c`).
 
 `quantize(model, "q8_0")` uses them (`theworld.modeling.quantization`). A block is 32 weights of one row, int8,
-with one fp16 scale: 8.5 bits a weight. The activations are rounded to 8 bits in blocks of 32 as well, as
-llama.cpp does on a CPU: a scale per 32 values follows Gemma's activation outliers, which one scale per row
-(fbgemm's int8) cannot.
+with one fp16 scale: 8.5 bits a weight. The activations are rounded to 16 bits in blocks of 32 (llama.cpp rounds
+them to 8): a scale per 32 values follows Gemma's activation outliers, which one scale per row (fbgemm's int8)
+cannot, and 16 bits cost the kernel no more than 8.
 
 The kernel is C, compiled on first use with the system's C compiler into the cache folder (`$THEWORLD_CACHE`), as
 inductor and Triton compile theirs: no library installable here has a block-quantized kernel that reads its
@@ -39,6 +39,7 @@ __all__ = [
 ]
 
 BLOCK = 32
+_ROWS_AT_A_TIME = 16384
 # -fopenmp: the rows split across torch's thread count; one thread runs no parallel region.
 _FLAGS = ["-O3", "-mavx2", "-mfma", "-mf16c", "-fopenmp", "-shared", "-fPIC"]
 
@@ -128,12 +129,44 @@ def block_kernel() -> ctypes.CDLL:
 
 def quantize_q8_0(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(rows, cols) weights -> int8 values (rows, cols) and fp16 scales (rows, cols / 32), a scale max|w| / 127 per
-    block of 32 (GGUF's Q8_0: weights read from a Q8_0 tensor come back exactly)."""
-    blocks = weight.detach().float().reshape(weight.shape[0], -1, BLOCK)
-    scales = blocks.abs().amax(-1) / 127
-    scaled = blocks * torch.where(scales > 0, 1 / scales, 0.0)[..., None]
-    values = (scaled.sign() * (scaled.abs() + 0.5).floor()).clamp(-127, 127).to(torch.int8)  # halves away from 0
-    return values.reshape(weight.shape).contiguous(), scales.half().contiguous()
+    block of 32 (GGUF's Q8_0: weights read from a Q8_0 tensor come back exactly). A block that this would round
+    but whose weights are whole multiples (at most 127) of an fp16 step keeps that step as its scale and comes back
+    exactly: the blocks of GGUF's Q4_0 and Q5_0 tensors, dequantized."""
+    values, scales = [], []
+    for rows in weight.detach().float().split(_ROWS_AT_A_TIME):  # bounds the temporaries of a 262k-row table
+        blocks = rows.reshape(-1, BLOCK)
+        scale = blocks.abs().amax(-1) / 127
+        scaled = blocks * torch.where(scale > 0, 1 / scale, 0.0)[:, None]
+        value = (scaled.sign() * (scaled.abs() + 0.5).floor()).clamp(-127, 127)  # halves away from 0
+        scale = scale.half()
+        rounded = (value * scale.float()[:, None] != blocks).any(-1).nonzero().flatten()
+        on_grid, multiples, steps = _on_grid(blocks[rounded])
+        value[rounded[on_grid]], scale[rounded[on_grid]] = multiples, steps
+        values.append(value.to(torch.int8).reshape(rows.shape))
+        scales.append(scale.reshape(rows.shape[0], -1))
+    return torch.cat(values).contiguous(), torch.cat(scales).contiguous()
+
+
+def _on_grid(blocks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Which of `blocks` (n, 32) are whole multiples, at most 127, of an fp16 step: their smallest nonzero |w| or a
+    half to a quarter of it (the grid of a dequantized Q4_0/Q5_0 block). (indices, their multiples, their steps);
+    four weights of each block are tried first, so that blocks off any grid cost little."""
+    smallest = torch.where(blocks != 0, blocks.abs(), torch.inf).amin(-1)
+    found = torch.zeros(len(blocks), dtype=torch.bool)
+    multiples, steps = torch.empty(0, BLOCK), torch.empty(0, dtype=torch.float16)
+    indices = []
+    for divisor in range(1, 5):
+        step = (smallest / divisor).half()
+        probe = blocks[:, :4] / step.float()[:, None]
+        candidates = ((probe == probe.round()).all(-1) & ~found).nonzero().flatten()
+        ratio = blocks[candidates] / step[candidates].float()[:, None]
+        whole = ratio.round()
+        fits = (ratio == whole).all(-1) & (whole.abs().amax(-1) <= 127)
+        fits &= (whole * step[candidates].float()[:, None] == blocks[candidates]).all(-1)
+        found[candidates[fits]] = True
+        indices.append(candidates[fits])
+        multiples, steps = torch.cat([multiples, whole[fits]]), torch.cat([steps, step[candidates[fits]]])
+    return torch.cat(indices), multiples, steps
 
 
 def dequantize_q8_0(values: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
@@ -142,7 +175,7 @@ def dequantize_q8_0(values: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
 
 
 class BlockLinear(nn.Module):
-    """`x @ weight.T (+ bias)` with the weights in Q8_0 blocks and the activations rounded to 8 bits in blocks; with
+    """`x @ weight.T (+ bias)` with the weights in Q8_0 blocks and the activations rounded to 16 bits in blocks; with
     `norm`, `norm(x) @ weight.T (+ bias)`, the RMSNorm before the projection computed in the same call; `gated`, x is
     [gate | up] and the layer computes `(gelu_tanh(gate) * up) @ weight.T`, Gemma's MLP product in the same call."""
 
@@ -193,7 +226,7 @@ class BlockLinear(nn.Module):
         out = torch.empty(rows.shape[0], self.out_features)
         tokens, threads = rows.shape[0], torch.get_num_threads()
         if self._block_linear(self._weights_address, rows.data_ptr(), tokens, out.data_ptr(), threads):
-            raise MemoryError(f"no memory for the 8-bit activations of {tokens} tokens")
+            raise MemoryError(f"no memory for the rounded activations of {tokens} tokens")
         if self.bias is not None:
             out += self.bias
         return out.view(*x.shape[:-1], self.out_features).to(x.dtype)

@@ -6,8 +6,8 @@ those bytes (168M of Gemma 3 270M's 268M parameters). Both quantizations shrink 
 embedding lookup keeps its fp32 table, since a lookup reads one row.
 
 - `q8_0` (the faster and closer to fp32, where it runs): every linear layer and the output projection in GGUF's
-  Q8_0 blocks (32 int8 weights and an fp16 scale), multiplied by activations rounded to 8 bits in blocks of 32,
-  as llama.cpp does (`theworld.modeling.block_quantization`: a small AVX2 kernel compiled on first use).
+  Q8_0 blocks (32 int8 weights and an fp16 scale), multiplied by activations rounded to 16 bits in blocks of 32
+  (`theworld.modeling.block_quantization`: a small AVX2 kernel compiled on first use).
 - `int8` (any x86 PyTorch): the output projection in int8 with one scale per vocabulary row and the other layers
   in fp16, on PyTorch's fbgemm kernels. fbgemm rounds the activations to 8 bits with one scale per row; Gemma's
   hidden activations have outliers that this rounding destroys inside the layers (greedy text diverges), but the
