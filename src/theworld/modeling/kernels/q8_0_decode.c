@@ -205,10 +205,10 @@ static int project(const struct block_weights *w, const float *x, int64_t tokens
     return 0;
 }
 
-/* Token t's `groups` vectors of `cols` values start at x + t * x_stride and go to out + t * out_stride (the same
- * place: in place); vector g is normalised with scale row g, then added to `residual` (laid out as out) or rotated
- * by token t's row of cos and sin (tokens, cols), where those are not NULL. 0 on success, 1 when the rotary's
- * buffer cannot be allocated. */
+/* Token t's `groups` vectors of `cols` values start at x + t * x_stride and go to out + t * out_stride (out may be
+ * x itself: each vector is read whole before it is written); vector g is normalised with scale row g, then added
+ * to `residual` (laid out as out) or rotated by token t's row of cos and sin (tokens, cols), where those are not
+ * NULL. 0 on success, 1 when the rotary's buffer cannot be allocated. */
 static int normalise_vectors(const float *x, int64_t tokens, int64_t x_stride, const float *scale, int64_t groups,
                              int64_t cols, float eps, const float *residual, const float *cos, const float *sin,
                              float *out, int64_t out_stride) {
