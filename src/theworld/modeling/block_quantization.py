@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 BLOCK = 32
-_ROWS_AT_A_TIME = 16384
+_WEIGHTS_AT_A_TIME = 2**24  # bounds quantize_q8_0's temporaries (a 262k-row embedding is far larger)
 # -fopenmp: the rows split across torch's thread count; one thread runs no parallel region.
 _FLAGS = ["-O3", "-mavx2", "-mfma", "-mf16c", "-fopenmp", "-shared", "-fPIC"]
 
@@ -130,18 +130,21 @@ def block_kernel() -> ctypes.CDLL:
 def quantize_q8_0(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(rows, cols) weights -> int8 values (rows, cols) and fp16 scales (rows, cols / 32), a scale max|w| / 127 per
     block of 32 (GGUF's Q8_0: weights read from a Q8_0 tensor come back exactly). A block that this would round
-    but whose weights are whole multiples (at most 127) of an fp16 step keeps that step as its scale and comes back
-    exactly: the blocks of GGUF's Q4_0 and Q5_0 tensors, dequantized."""
+    but whose fp32 weights are whole multiples (at most 127) of an fp16 step keeps that step as its scale and comes
+    back exactly: the blocks of GGUF's Q4_0 and Q5_0 tensors, dequantized."""
     values, scales = [], []
-    for rows in weight.detach().float().split(_ROWS_AT_A_TIME):  # bounds the temporaries of a 262k-row table
+    dequantized = weight.dtype == torch.float32  # a GGUF's blocks come in fp32; bf16 weights skip the search
+    for rows in weight.detach().split(max(1, _WEIGHTS_AT_A_TIME // weight.shape[1])):
+        rows = rows.float()
         blocks = rows.reshape(-1, BLOCK)
         scale = blocks.abs().amax(-1) / 127
         scaled = blocks * torch.where(scale > 0, 1 / scale, 0.0)[:, None]
         value = (scaled.sign() * (scaled.abs() + 0.5).floor()).clamp(-127, 127)  # halves away from 0
         scale = scale.half()
-        rounded = (value * scale.float()[:, None] != blocks).any(-1).nonzero().flatten()
-        on_grid, multiples, steps = _on_grid(blocks[rounded])
-        value[rounded[on_grid]], scale[rounded[on_grid]] = multiples, steps
+        if dequantized:
+            rounded = (value * scale.float()[:, None] != blocks).any(-1).nonzero().flatten()
+            on_grid, multiples, steps = _on_grid(blocks[rounded])
+            value[rounded[on_grid]], scale[rounded[on_grid]] = multiples, steps
         values.append(value.to(torch.int8).reshape(rows.shape))
         scales.append(scale.reshape(rows.shape[0], -1))
     return torch.cat(values).contiguous(), torch.cat(scales).contiguous()
