@@ -116,8 +116,8 @@ def block_kernel() -> ctypes.CDLL:
     kernel.block_linear.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64]
     kernel.block_linear.restype = ctypes.c_int
     kernel.rms_norm.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64]
-    kernel.rms_norm.argtypes += [ctypes.c_int64, ctypes.c_float, *[ctypes.c_void_p] * 4]
-    kernel.rms_norm.restype = ctypes.c_int
+    kernel.rms_norm.argtypes += [ctypes.c_int64, ctypes.c_float, ctypes.c_void_p, ctypes.c_void_p]
+    kernel.rms_norm.restype = None
     pointer, size = ctypes.c_void_p, ctypes.c_int64
     kernel.attention_inputs.argtypes = [pointer, pointer, size, pointer, size, size, ctypes.c_float, pointer, pointer]
     kernel.attention_inputs.argtypes += [pointer, size]
@@ -177,6 +177,12 @@ def dequantize_q8_0(values: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
     return (values.float().reshape(*scales.shape, BLOCK) * scales.float()[..., None]).reshape(values.shape)
 
 
+def _float_rows(x: torch.Tensor, width: int) -> torch.Tensor:
+    """x as contiguous fp32 rows of `width` values, what the kernel reads (a view when it already is)."""
+    rows = x.reshape(-1, width)
+    return rows if rows.dtype == torch.float32 and rows.is_contiguous() else rows.float().contiguous()
+
+
 class BlockLinear(nn.Module):
     """`x @ weight.T (+ bias)` with the weights in Q8_0 blocks and the activations rounded to 16 bits in blocks; with
     `norm`, `norm(x) @ weight.T (+ bias)`, the RMSNorm before the projection computed in the same call; `gated`, x is
@@ -223,9 +229,7 @@ class BlockLinear(nn.Module):
         return 2 * self.in_features if self.gated else self.in_features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        rows = x.reshape(-1, self.input_size)
-        if rows.dtype != torch.float32 or not rows.is_contiguous():
-            rows = rows.float().contiguous()
+        rows = _float_rows(x, self.input_size)
         out = torch.empty(rows.shape[0], self.out_features)
         tokens, threads = rows.shape[0], torch.get_num_threads()
         if self._block_linear(self._weights_address, rows.data_ptr(), tokens, out.data_ptr(), threads):
@@ -250,47 +254,17 @@ class KernelRMSNorm(nn.Module):
         self.width = self.scale.numel()
         self._rms_norm = block_kernel().rms_norm
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        residual: torch.Tensor | None = None,
-        rotary: tuple[torch.Tensor, torch.Tensor] | None = None,
-    ) -> torch.Tensor:
-        """The norm of x's rows; with `residual` (the output's shape), residual + the norm; with `rotary` (cos, sin),
-        (tokens, size) each, every vector of token t rotated by its row: both in the same call."""
-        rows = x.reshape(-1, x.shape[-1])
-        if rows.dtype != torch.float32 or not rows.is_contiguous():
-            rows = rows.float().contiguous()
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        """The norm of x's rows; with `residual` (the output's shape), residual + the norm, in the same call."""
+        rows = _float_rows(x, x.shape[-1])
         out = torch.empty(rows.shape[0], self.width)
-        tensors = [residual, *(rotary or (None, None))]
-        tensors = [
-            t if t is None or (t.dtype == torch.float32 and t.is_contiguous()) else t.float().contiguous()
-            for t in tensors
-        ]
-        added, cos, sin = (None if t is None else t.data_ptr() for t in tensors)
-        groups, size = self.scale.shape
-        tokens, stride = rows.shape
-        failed = self._rms_norm(
-            rows.data_ptr(),
-            tokens,
-            stride,
-            self.scale.data_ptr(),
-            groups,
-            size,
-            self.eps,
-            added,
-            cos,
-            sin,
-            out.data_ptr(),
+        added = None if residual is None else _float_rows(residual, self.width)  # held until the call returns
+        (tokens, stride), (groups, size) = rows.shape, self.scale.shape
+        added_at = None if added is None else added.data_ptr()
+        self._rms_norm(
+            rows.data_ptr(), tokens, stride, self.scale.data_ptr(), groups, size, self.eps, added_at, out.data_ptr()
         )
-        if failed:
-            raise MemoryError("no memory for the rotary embedding's buffer")
         return out.view(*x.shape[:-1], self.width).to(x.dtype)
-
-
-def _float_rows(x: torch.Tensor, width: int) -> torch.Tensor:
-    rows = x.reshape(-1, width)
-    return rows if rows.dtype == torch.float32 and rows.is_contiguous() else rows.float().contiguous()
 
 
 def attention_inputs(
@@ -298,8 +272,7 @@ def attention_inputs(
 ) -> torch.Tensor:
     """A decoder layer's q|k|v in one kernel call: `projection(x)` (its input norm inside), then its first
     `head_norm.scale.shape[0]` head vectors (the query and key heads) normalised by `head_norm` and rotated by
-    `rotary` (cos, sin), a row per token; the value heads as projected. `head_norm(qkv[..., :n], rotary=rotary)`
-    and the values, without the copies between."""
+    `rotary` (cos, sin), a row per token; the value heads as projected."""
     groups, head_dim = head_norm.scale.shape
     rows = _float_rows(x, projection.in_features)
     cos, sin = (_float_rows(t, head_dim) for t in rotary)

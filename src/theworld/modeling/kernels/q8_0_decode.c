@@ -238,16 +238,13 @@ int block_linear(const struct block_weights *w, const float *x, int64_t tokens, 
     return project(w, x, tokens, out, threads);
 }
 
-/* Gemma's RMSNorm, out = x / sqrt(mean(x^2) + eps) * scale (scale = 1 + its weight), in one call: a decode step
- * normalises a hundred small vectors, and PyTorch's CPU rms_norm is several ops each. Token t's `groups` vectors
- * of `cols` values start at x + t * x_stride (the heads of a fused projection's output, or one hidden state);
- * vector g uses scale row g; out is (tokens, groups, cols), contiguous. With `residual` (the same shape as out),
- * out = residual + the norm: Gemma's norm after a block and the residual add, one call. With cos and sin
- * (tokens, cols), each vector then gets token t's rotary embedding: the query and key norms and the rotary
- * embedding of a layer's heads, one call. 0 on success, 1 when the rotary's buffer cannot be allocated. */
-int rms_norm(const float *x, int64_t tokens, int64_t x_stride, const float *scale, int64_t groups, int64_t cols,
-             float eps, const float *residual, const float *cos, const float *sin, float *out) {
-    return normalise_vectors(x, tokens, x_stride, scale, groups, cols, eps, residual, cos, sin, out, groups * cols);
+/* Gemma's RMSNorm, out = x / sqrt(mean(x^2) + eps) * scale (scale = 1 + its weight), in one call: PyTorch's CPU
+ * rms_norm is several ops. Token t's `groups` vectors of `cols` values start at x + t * x_stride; vector g uses
+ * scale row g; out is (tokens, groups, cols), contiguous. With `residual` (the same shape as out), out = residual +
+ * the norm: Gemma's norm after a block and the residual add, one call. */
+void rms_norm(const float *x, int64_t tokens, int64_t x_stride, const float *scale, int64_t groups, int64_t cols,
+              float eps, const float *residual, float *out) {
+    normalise_vectors(x, tokens, x_stride, scale, groups, cols, eps, residual, NULL, NULL, out, groups * cols);
 }
 
 /* A decoder layer's attention inputs in one call: q|k|v = norm(x) @ W.T (the input norm in w), then in place the
