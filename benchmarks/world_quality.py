@@ -2,6 +2,7 @@
 
     OMP_NUM_THREADS=1 python benchmarks/world_quality.py [--model FOLDER] [--clips 16] [--frames 8] [--prompts]
     OMP_NUM_THREADS=1 python benchmarks/world_quality.py --picture docs/predict1-side-by-side.png
+    OMP_NUM_THREADS=1 python benchmarks/world_quality.py --prompts-picture docs/text2world-prompts.png
 
 prints, for the model decoding with its diffusion decoder and with its tokenizer's own decoder:
 - PSNR and objects kept (colour and kind, read by TheWorld-tiny's object reader and by a pixel detector) when
@@ -13,10 +14,12 @@ prints, for the model decoding with its diffusion decoder and with its tokenizer
   (`theworld.evaluation.world_physics.trajectory_error`), greedy and top_p 0.8 (seeds 0 and 1), against copying
   the last frame.
 With `--prompts`, also text2world prompt following (`theworld.evaluation.world_objects.prompt_following`), with
-the prompt, without it, and with classifier-free guidance on it. `--picture` writes one clip side by side instead.
+the prompt, without it, and with classifier-free guidance on it. `--picture` writes one clip side by side instead;
+`--prompts-picture` the first frames text2world makes from held-out captions.
 """
 
 import argparse
+import textwrap
 
 import numpy as np
 import torch
@@ -24,7 +27,7 @@ import torch
 from theworld.evaluation.world_objects import ObjectReading, objects_kept, prompt_following, psnr
 from theworld.evaluation.world_physics import trajectory_error
 from theworld.media import to_model_range, to_uint8
-from theworld.toyworld import simulate, split_seeds
+from theworld.toyworld import caption, simulate, split_seeds
 from theworld.world.autoregressive import AutoregressiveWorldModel, shipped_checkpoint
 
 DECODINGS = {
@@ -115,6 +118,26 @@ def side_by_side(model_folder: str | None, path: str, frames: int = 8, clip_inde
     sheet.save(path)
 
 
+def prompt_sheet(model_folder: str | None, path: str, prompts: int = 6, frames: int = 4) -> None:
+    """Text2world from the first `prompts` held-out captions (seed 0, Predict1's sampling) as a PNG: one row each,
+    the caption beside its first `frames` frames."""
+    from PIL import Image, ImageDraw
+
+    model = AutoregressiveWorldModel.from_pretrained(model_folder or shipped_checkpoint())
+    scale, size, label_width = 2, model.layout.frame_size, 330
+    sheet = Image.new("RGB", (label_width + frames * size * scale, prompts * size * scale), "white")
+    draw = ImageDraw.Draw(sheet)
+    for row, clip_seed in enumerate(split_seeds("test", prompts)):
+        prompt = caption(simulate(clip_seed, 1), 0)
+        video = model.predict(None, frames, prompt=prompt, seed=0, top_p=0.8, temperature=1.0)
+        wrapped = "\n".join(textwrap.wrap(prompt, 52))
+        draw.multiline_text((6, row * size * scale + 8), wrapped, fill="black")
+        for column, frame in enumerate(video):
+            tile = Image.fromarray(frame).resize((size * scale, size * scale), Image.NEAREST)
+            sheet.paste(tile, (label_width + column * size * scale, row * size * scale))
+    sheet.save(path)
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="An autoregressive model folder (default: the shipped one).")
@@ -122,8 +145,11 @@ if __name__ == "__main__":
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--prompts", action="store_true", help="Also measure text2world prompt following.")
     parser.add_argument("--picture", default=None, help="Write the side-by-side PNG of one clip here instead.")
+    parser.add_argument("--prompts-picture", default=None, help="Write text2world's frames for held-out captions.")
     args = parser.parse_args()
     if args.picture:
         side_by_side(args.model, args.picture, args.frames)
+    elif args.prompts_picture:
+        prompt_sheet(args.model, args.prompts_picture)
     else:
         report(args.model, args.clips, args.frames, args.prompts)

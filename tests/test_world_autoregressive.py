@@ -17,6 +17,7 @@ from theworld.toyworld import simulate, split_seeds
 from theworld.training.recipe import run_stage
 from theworld.training.world_ar import WORLD_AR_SETTINGS, WorldARSettings, train_world_ar
 from theworld.training.world_ar_decoder import DECODER_SETTINGS, train_decoder
+from theworld.training.world_ar_text import TEXT_TO_FRAME_SETTINGS
 from theworld.world import WorldRequest, get_backend
 from theworld.world.autoregressive import (
     AutoregressiveWorldModel,
@@ -150,7 +151,7 @@ def test_guidance_is_classifier_free_guidance_on_the_prompt(backend, clip):
 def test_shipped_checkpoint_is_small_and_safetensors_only():
     files = [p for p in shipped_checkpoint().rglob("*") if p.is_file()]
     assert {p.suffix for p in files} == {".json", ".safetensors"}
-    assert sum(p.stat().st_size for p in files) < 8 * 2**20
+    assert sum(p.stat().st_size for p in files) < 16 * 2**20  # it ships inside the package
 
 
 def test_resolution_and_longer_than_context_outputs(backend, clip):
@@ -252,3 +253,53 @@ def test_refine_pass_trains_on_captions_and_first_frames(tmp_path):
     metrics = train_world_ar(tmp_path / "ar", settings)
     assert np.isfinite(metrics["refine_loss"])
     assert AutoregressiveWorldModel.from_pretrained(tmp_path / "ar").layout.words
+
+
+@pytest.fixture(scope="module")
+def with_text_to_frame(with_decoder, tmp_path_factory):
+    """The smoke model with its decoder, and a smoke-sized text-to-frame model trained into a copy of it."""
+    import shutil
+
+    folder = tmp_path_factory.mktemp("ar-text") / "model"
+    shutil.copytree(with_decoder, folder)
+    metrics = run_stage("world-ar-text", folder, TEXT_TO_FRAME_SETTINGS["smoke"])
+    assert np.isfinite(metrics["text_to_frame_loss"])
+    return folder
+
+
+def test_text_to_frame_stage_saves_safetensors_and_draws_text2worlds_first_frame(with_text_to_frame):
+    saved = {p.relative_to(with_text_to_frame / "text_to_frame").parts[0] for p in
+             (with_text_to_frame / "text_to_frame").rglob("*") if p.is_file()}  # fmt: skip
+    assert saved == {"unet", "text_encoder", "scheduler"} and not list(with_text_to_frame.rglob("*.bin"))
+    backend = load_backend(str(with_text_to_frame))
+    model = backend.model
+    assert model.text_to_frame is not None
+    prompt = "a large red ball moving right."
+    video = backend.generate(request("text2world", prompt=prompt, num_output_frames=3, seed=5))
+    assert video.shape == (3, 64, 64, 3)
+    first = model.draw_first_frame(prompt, seed=5)
+    assert np.array_equal(video[:1], first)  # the drawn frame opens the video, and the transformer continues it
+    assert np.array_equal(video[1:], model.predict(first, 2, prompt=prompt, seed=5, top_p=0.8, temperature=1.0))
+    assert not np.array_equal(first, model.draw_first_frame(prompt, seed=6))  # seeded by the request
+    assert not np.array_equal(first, model.draw_first_frame("a small blue square at rest.", seed=5))
+    assert np.array_equal(first, model.draw_first_frame(prompt, seed=5, guidance=model.text_to_frame.guidance))
+    assert not np.array_equal(first, model.draw_first_frame(prompt, seed=5, guidance=1.0))
+    steps = []
+    model.predict(None, 3, prompt=prompt, progress=lambda done, total: steps.append((done, total)))
+    assert steps[0] == (1, 3) and steps[-1] == (3, 3)
+
+
+def test_text_to_frame_stage_needs_the_diffusion_decoder(tmp_path):
+    train_world_ar(tmp_path, WORLD_AR_SETTINGS["smoke"])
+    with pytest.raises(FileNotFoundError, match="run `theworld train world-ar-decoder"):
+        run_stage("world-ar-text", tmp_path, TEXT_TO_FRAME_SETTINGS["smoke"])
+
+
+def test_decoder_stage_sharpens_the_vae_decoder_and_keeps_its_encoder(with_decoder):
+    """The denoiser's targets are the encoder's latents, so only the VAE's decoder may change."""
+    from theworld.training.world_ar_decoder import toyworld_vae
+
+    original = toyworld_vae().state_dict()
+    saved = AutoregressiveWorldModel.from_pretrained(with_decoder).diffusion_decoder.vae.state_dict()
+    changed = {name.split(".")[0] for name, value in saved.items() if not torch.equal(value, original[name])}
+    assert changed == {"decoder", "post_quant_conv"}

@@ -12,7 +12,9 @@ __all__ = ["train"]
 
 def train(
     stage: str = typer.Argument(
-        "all", help="all | vae | dynamics | objects | language | hearing | speaking | world-ar (not part of all)"
+        "all",
+        help="all | vae | dynamics | objects | language | hearing | speaking; not part of all: world-ar, then "
+        "world-ar-decoder, then world-ar-text (the autoregressive world model), cosmos-dynamics",
     ),
     output_dir: Path = typer.Option(Path("runs/theworld-tiny"), help="The checkpoint folder the stages build."),
     settings: str = typer.Option("full", help="full (the shipped model) | smoke (a few steps, for tests)."),

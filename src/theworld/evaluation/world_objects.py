@@ -87,8 +87,8 @@ def prompt_following(
 ) -> dict:
     """Text2world from held-out captions ("a large red ball moving right, ..."): the share of named objects read, in
     their colour and kind, in each of the first `frames` generated frames; and the same objects' share when the
-    prompt is left out (what the model makes anyway). `decoding` goes to `model.predict` (top_p, temperature...);
-    greedy text2world draws the background alone, as no object's place is likely enough at any one position."""
+    prompt is left out (what the model makes anyway: a random scene from a text-to-frame model, else whatever the
+    transformer draws from nothing). `decoding` goes to `model.predict` (top_p, temperature, guidance...)."""
     named = {"prompt": [0, 0], "no prompt": [0, 0]}
     for clip_seed in split_seeds("test", clips):
         clip = simulate(clip_seed, 1)

@@ -13,6 +13,7 @@ from theworld.training import (
     speech_stages,
     world_ar,
     world_ar_decoder,
+    world_ar_text,
     world_stages,
 )
 from theworld.training.checkpoint_stage import checkpoint_stage
@@ -33,6 +34,8 @@ STAGES: dict[str, Stage] = {
     "world-ar": Stage(world_ar.world_ar_stage, world_ar.WORLD_AR_SETTINGS),
     # Its diffusion decoder, trained into the folder "world-ar" wrote.
     "world-ar-decoder": Stage(world_ar_decoder.world_ar_decoder_stage, world_ar_decoder.DECODER_SETTINGS),
+    # Its text-to-frame model (text2world's first frame), trained into that folder after the decoder.
+    "world-ar-text": Stage(world_ar_text.world_ar_text_stage, world_ar_text.TEXT_TO_FRAME_SETTINGS),
     # Replaces a trained checkpoint's dynamics with a tiny Cosmos predictor (not part of `train all`).
     "cosmos-dynamics": Stage(
         checkpoint_stage(cosmos_dynamics_stage.cosmos_dynamics), cosmos_dynamics_stage.COSMOS_DYNAMICS_SETTINGS

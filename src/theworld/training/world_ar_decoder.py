@@ -4,8 +4,9 @@
 
 DIR holds an autoregressive world model (`theworld train world-ar` wrote it). The stage pairs ToyWorld training
 frames' FSQ codes (its tokenizer) with their latents under ToyWorld's VAE (TheWorld-tiny's world encoder, copied
-into the decoder's folder), trains the denoiser by flow matching (`optimize`, as every stage), and saves
-`diffusion_decoder/` into DIR. Seeded end to end; the full settings produce the shipped decoder.
+into the decoder's folder), trains the denoiser by flow matching (`optimize`, as every stage), then sharpens the
+copied VAE's decoder on the same frames (`sharpen_vae_decoder`: its encoder, and so every latent, stays as it was),
+and saves `diffusion_decoder/` into DIR. Seeded end to end; the full settings produce the shipped decoder.
 """
 
 import time
@@ -18,13 +19,21 @@ from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler
 from rich.console import Console
 
 from theworld.media import to_model_range
-from theworld.toyworld import simulate, split_seeds
+from theworld.toyworld import floor_y, simulate, split_seeds
+from theworld.toyworld.render import BACKGROUND
 from theworld.training.loop import optimize, warmup_cosine
 from theworld.training.stage import StageContext
 from theworld.world.autoregressive.diffusion_decoder import DiffusionDecoder, denoiser_for
 from theworld.world.autoregressive.model import AutoregressiveWorldModel
 
-__all__ = ["DECODER_SETTINGS", "DecoderSettings", "toyworld_vae", "train_decoder", "world_ar_decoder_stage"]
+__all__ = [
+    "DECODER_SETTINGS",
+    "DecoderSettings",
+    "sharpen_vae_decoder",
+    "toyworld_vae",
+    "train_decoder",
+    "world_ar_decoder_stage",
+]
 
 
 @dataclass(frozen=True)
@@ -35,12 +44,14 @@ class DecoderSettings:
     batch: int = 32
     lr: float = 1e-3
     num_steps: int = 8  # denoising steps at inference
+    vae_steps: int = 3000  # updates of the VAE decoder's sharpening (0: keep TheWorld-tiny's decoder as it is)
+    vae_foreground_weight: float = 10.0  # extra weight of shape pixels (not background or floor) in that loss
     seed: int = 0
 
 
 DECODER_SETTINGS = {
     "full": DecoderSettings(),
-    "smoke": DecoderSettings(num_clips=2, clip_frames=2, steps=2, batch=2, num_steps=2),
+    "smoke": DecoderSettings(num_clips=2, clip_frames=2, steps=2, batch=2, num_steps=2, vae_steps=2),
 }
 
 
@@ -91,8 +102,45 @@ def train_decoder(folder: str | Path, settings: DecoderSettings = DECODER_SETTIN
         schedule=warmup_cosine(settings.steps, min(100, settings.steps // 10)),
     )  # fmt: skip
     unet.eval()
+    vae_loss = sharpen_vae_decoder(decoder, frames, targets, settings) if settings.vae_steps else None
     decoder.save_pretrained(Path(folder))
-    return {"decoder_loss": loss, "frames": len(targets), "decoder_seconds": round(time.perf_counter() - started, 1)}
+    return {
+        "decoder_loss": loss,
+        **({"vae_decoder_loss": vae_loss} if vae_loss is not None else {}),
+        "frames": len(targets),
+        "decoder_seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def sharpen_vae_decoder(
+    decoder: DiffusionDecoder, frames: torch.Tensor, latents: torch.Tensor, settings: DecoderSettings
+) -> float:
+    """Train the VAE's decoder (and post-quantisation conv) to paint `frames` (N, 3, H, W) in [-1, 1] from their
+    normalised `latents`, by L1 + L2 with shape pixels weighted up: TheWorld-tiny's VAE was trained for its latents
+    and blurs edges, which loses shapes' kinds. The encoder is untouched, so the denoiser's targets still hold."""
+    vae = decoder.vae
+    trained = [*vae.decoder.parameters(), *vae.post_quant_conv.parameters()]
+    for parameter in vae.parameters():
+        parameter.requires_grad_(False)
+    for parameter in trained:
+        parameter.requires_grad_(True)
+    background = torch.tensor(BACKGROUND / 127.5 - 1, dtype=torch.float32).view(1, 3, 1, 1)
+    shapes = ((frames - background).abs().amax(1, keepdim=True) > 0.05).float()
+    shapes[..., int(floor_y(frames.shape[-2])) :, :] = 0.0  # the floor and the rows below it are not shapes
+    generator = torch.Generator().manual_seed(settings.seed + 1)
+    vae.train()
+
+    def step_loss() -> tuple[torch.Tensor, float]:
+        pick = torch.randint(len(latents), (settings.batch,), generator=generator)
+        painted = vae.decode(decoder.denormalise(latents[pick]).unsqueeze(2)).sample[:, :, 0]
+        error, weight = painted - frames[pick], 1 + settings.vae_foreground_weight * shapes[pick]
+        loss = (weight * (error.abs() + error.pow(2))).mean()
+        return loss, loss.item()
+
+    schedule = warmup_cosine(settings.vae_steps, min(50, settings.vae_steps // 10))
+    loss = optimize(trained, settings.vae_steps, settings.lr, step_loss, "VAE decoder", schedule=schedule)
+    vae.eval().requires_grad_(False)
+    return loss
 
 
 def world_ar_decoder_stage(context: StageContext) -> dict:

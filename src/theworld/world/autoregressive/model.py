@@ -13,7 +13,8 @@ inside a frame, so every sample decodes to whole frames.
 
 A checkpoint is a folder: `world_model.json` (the layout), `tokenizer/` (diffusers `VideoTokenizer`),
 `transformer/` (transformers `LlamaForCausalLM`) and, optionally, `diffusion_decoder/` (`DiffusionDecoder`: the
-codes -> a VAE latent -> frames, used instead of the tokenizer's own decoder when asked for), all safetensors.
+codes -> a VAE latent -> frames, used instead of the tokenizer's own decoder when asked for) and `text_to_frame/`
+(`TextToFrame`: text2world's first frame, drawn from the prompt into that VAE's latent), all safetensors.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from transformers import LlamaConfig, LlamaForCausalLM, LogitsProcessor, LogitsP
 
 from theworld.media import to_model_range, to_uint8
 from theworld.world.autoregressive.diffusion_decoder import DiffusionDecoder
+from theworld.world.autoregressive.text_to_frame import TextToFrame
 from theworld.world.autoregressive.tokenizer import VideoTokenizer
 
 __all__ = ["CONFIG_NAME", "AutoregressiveWorldModel", "FrameGrammar", "TokenLayout", "transformer_config"]
@@ -113,9 +115,9 @@ def transformer_config(layout: TokenLayout, hidden: int = 128, layers: int = 4, 
 
 
 class AutoregressiveWorldModel:
-    """Tokenizer + transformer + layout (+ diffusion decoder); `predict` continues a video (or a prompt) by whole
-    frames. `use_diffusion_decoder` picks the decoder (when there is one); `offload_diffusion_decoder` keeps it on
-    the CPU between uses."""
+    """Tokenizer + transformer + layout (+ diffusion decoder, + text-to-frame model); `predict` continues a video (or
+    a prompt) by whole frames. `use_diffusion_decoder` picks the decoder (when there is one);
+    `offload_diffusion_decoder` keeps it (and the text-to-frame model) on the CPU between uses."""
 
     def __init__(
         self,
@@ -123,9 +125,12 @@ class AutoregressiveWorldModel:
         transformer: LlamaForCausalLM,
         layout: TokenLayout,
         diffusion_decoder: DiffusionDecoder | None = None,
+        text_to_frame: TextToFrame | None = None,
     ):
         self.tokenizer, self.transformer, self.layout = tokenizer.eval(), transformer.eval(), layout
         self.diffusion_decoder = diffusion_decoder
+        # Its latents are painted by the diffusion decoder's VAE, so it is used only beside a diffusion decoder
+        self.text_to_frame = text_to_frame if diffusion_decoder is not None else None
         # On whenever the model has one, as in Predict1: the object reader reads more of the objects it draws
         self.use_diffusion_decoder = diffusion_decoder is not None
         self.offload_diffusion_decoder = False
@@ -138,7 +143,8 @@ class AutoregressiveWorldModel:
         tokenizer = VideoTokenizer.from_pretrained(folder / "tokenizer").to(device)
         transformer = LlamaForCausalLM.from_pretrained(folder / "transformer").to(device)
         decoder = DiffusionDecoder.from_pretrained(folder, tokenizer.fsq, device)
-        return cls(tokenizer, transformer, TokenLayout.load(folder), decoder)
+        layout = TokenLayout.load(folder)
+        return cls(tokenizer, transformer, layout, decoder, TextToFrame.from_pretrained(folder, layout.words, device))
 
     def save_pretrained(self, folder: str | Path) -> Path:
         folder = Path(folder)
@@ -148,6 +154,8 @@ class AutoregressiveWorldModel:
         self.layout.save(folder)
         if self.diffusion_decoder is not None:
             self.diffusion_decoder.save_pretrained(folder)
+        if self.text_to_frame is not None:
+            self.text_to_frame.save_pretrained(folder)
         return folder
 
     @property
@@ -184,7 +192,9 @@ class AutoregressiveWorldModel:
         progress=None,
         guidance: float | None = None,
     ) -> np.ndarray:
-        """Continue `frames` (T, H, W, 3) uint8, or start from the prompt alone, by `num_frames` new frames.
+        """Continue `frames` (T, H, W, 3) uint8, or start from the prompt alone, by `num_frames` new frames. With no
+        frames, a model with a text-to-frame model draws the first frame from the prompt (`draw_first_frame`, guided
+        by `guidance` or its own default) and the transformer continues it.
 
         The transformer saw `context_frames` frames in training, so longer videos slide a window: each call
         to `generate` keeps the latest frames that fit and adds the rest. Sampling is seeded by `seed`
@@ -192,6 +202,16 @@ class AutoregressiveWorldModel:
         the prompt (transformers' `guidance_scale`: the same frames without the prompt are the unconditional input).
         """
         layout = self.layout
+        drawn, total = None, num_frames
+        can_draw = self.text_to_frame is not None and self.diffusion_decoder is not None
+        if (frames is None or not len(frames)) and can_draw:
+            # text2world: the first frame is drawn from the prompt, and the transformer continues it
+            frames = drawn = self.draw_first_frame(prompt, seed, guidance)
+            num_frames -= 1
+            if progress is not None:
+                progress(1, total)
+            if num_frames == 0:
+                return drawn
         codes = self.encode(frames) if frames is not None and len(frames) else None
         history = [] if codes is None else list(codes.cpu())
         text = [layout.special("[BOS]"), *layout.text_ids(prompt)]
@@ -210,8 +230,26 @@ class AutoregressiveWorldModel:
                 history.extend(fresh)
                 made.extend(fresh)
                 if progress is not None:
-                    progress(len(made), num_frames)
-        return self.decode(torch.stack(made), seed)
+                    progress(total - num_frames + len(made), total)
+        made = self.decode(torch.stack(made), seed)
+        return made if drawn is None else np.concatenate([drawn, made])
+
+    @torch.no_grad()
+    def draw_first_frame(self, prompt: str | None, seed: int = 0, guidance: float | None = None) -> np.ndarray:
+        """(1, H, W, 3) uint8: the text-to-frame model's frame for `prompt` (a random scene when it names nothing),
+        painted by the diffusion decoder's VAE. `guidance` defaults to `TextToFrame.guidance`."""
+        drawer, decoder = self.text_to_frame, self.diffusion_decoder
+        drawer.to(self.device)
+        decoder.to(self.device)
+        try:
+            size = decoder.unet.config.sample_size
+            shape = (decoder.unet.config.out_channels, size, size)
+            latents = drawer.latents([prompt], shape, seed, drawer.guidance if guidance is None else guidance)
+            return to_uint8(decoder.decode_latents(latents))
+        finally:
+            if self.offload_diffusion_decoder:
+                drawer.to("cpu")
+                decoder.to("cpu")
 
     @property
     def _grid(self) -> tuple[int, int]:

@@ -1,0 +1,107 @@
+"""The autoregressive world model's text-to-frame model (text2world's first frame) as a stage of `theworld train`.
+
+    OMP_NUM_THREADS=1 theworld train world-ar-text --output-dir DIR
+
+DIR holds an autoregressive world model with its diffusion decoder (`theworld train world-ar`, then
+`world-ar-decoder`). The stage pairs ToyWorld training frames with their captions (`theworld.toyworld.caption`: each
+shape's size, colour, kind and motion, left to right), encodes the frames with the diffusion decoder's VAE, and
+trains the text encoder and denoiser together by flow matching (`optimize`, as every stage). A share of the captions
+is dropped (`prompt_dropout`) so that the same model also draws unconditionally, which classifier-free guidance needs.
+Seeded end to end; the full settings produce the shipped `text_to_frame/`.
+"""
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from diffusers import FlowMatchEulerDiscreteScheduler
+from rich.console import Console
+
+from theworld.media import to_model_range
+from theworld.toyworld import caption, simulate, split_seeds
+from theworld.training.loop import optimize, warmup_cosine
+from theworld.training.stage import StageContext
+from theworld.world.autoregressive.model import AutoregressiveWorldModel
+from theworld.world.autoregressive.text_to_frame import TextToFrame, text_denoiser_for, text_encoder_for
+
+__all__ = ["TEXT_TO_FRAME_SETTINGS", "TextToFrameSettings", "train_text_to_frame", "world_ar_text_stage"]
+
+
+@dataclass(frozen=True)
+class TextToFrameSettings:
+    num_clips: int = 1200
+    clip_frames: int = 12
+    steps: int = 4000
+    batch: int = 32
+    lr: float = 1e-3
+    prompt_dropout: float = 0.1  # share of training frames seen without their caption
+    num_steps: int = 20  # denoising steps at inference
+    seed: int = 0
+
+
+TEXT_TO_FRAME_SETTINGS = {
+    "full": TextToFrameSettings(),
+    "smoke": TextToFrameSettings(num_clips=2, clip_frames=2, steps=2, batch=2, num_steps=2),
+}
+
+
+def train_text_to_frame(folder: str | Path, settings: TextToFrameSettings = TEXT_TO_FRAME_SETTINGS["full"]) -> dict:
+    """Train the text-to-frame model of the autoregressive model in `folder` and save it there; return figures."""
+    started = time.perf_counter()
+    torch.manual_seed(settings.seed)
+    model = AutoregressiveWorldModel.from_pretrained(folder)
+    decoder = model.diffusion_decoder
+    words = model.layout.words
+    latent_size = decoder.unet.config.sample_size
+    unet = text_denoiser_for(decoder.vae.config.z_dim, latent_size)
+    text_encoder = text_encoder_for(len(words))
+    drawer = TextToFrame(unet, text_encoder, FlowMatchEulerDiscreteScheduler(), words, settings.num_steps)
+    clips = [simulate(seed, settings.clip_frames) for seed in split_seeds("train", settings.num_clips)]
+    frames = to_model_range(np.concatenate([c.frames for c in clips]))
+    captions = [caption(c, t) for c in clips for t in range(settings.clip_frames)]
+    targets = torch.cat([decoder.encode_frames(chunk) for chunk in frames.split(256)])
+    generator = torch.Generator().manual_seed(settings.seed)
+    unet.train()
+    text_encoder.train()
+
+    def step_loss() -> tuple[torch.Tensor, float]:
+        pick = torch.randint(len(targets), (settings.batch,), generator=generator)
+        dropped = (torch.rand(settings.batch, generator=generator) < settings.prompt_dropout).tolist()
+        prompts = [None if d else captions[i] for i, d in zip(pick.tolist(), dropped, strict=True)]
+        text, mask = drawer.encode_prompts(prompts)
+        clean = targets[pick]
+        noise = torch.randn(clean.shape, generator=generator)
+        sigma = torch.rand(settings.batch, generator=generator)
+        # Flow matching on the scheduler's path: x_sigma = (1 - sigma) x0 + sigma noise, velocity noise - x0
+        noisy = (1 - sigma.view(-1, 1, 1, 1)) * clean + sigma.view(-1, 1, 1, 1) * noise
+        loss = (drawer.velocity(noisy, sigma, text, mask) - (noise - clean)).pow(2).mean()
+        return loss, loss.item()
+
+    parameters = [*unet.parameters(), *text_encoder.parameters()]
+    schedule = warmup_cosine(settings.steps, min(100, settings.steps // 10))
+    loss = optimize(parameters, settings.steps, settings.lr, step_loss, "text to frame", schedule=schedule)
+    unet.eval()
+    text_encoder.eval()
+    drawer.save_pretrained(Path(folder))
+    seconds = round(time.perf_counter() - started, 1)
+    return {"text_to_frame_loss": loss, "frames": len(targets), "text_to_frame_seconds": seconds}
+
+
+def world_ar_text_stage(context: StageContext) -> dict:
+    """The "world-ar-text" stage: `train_text_to_frame` into the autoregressive model in the stage's folder."""
+    if not (context.output_dir / "world_model.json").is_file():
+        raise FileNotFoundError(
+            f"{context.output_dir} holds no autoregressive world model; run `theworld train world-ar --output-dir "
+            f"{context.output_dir}` first"
+        )
+    if not (context.output_dir / "diffusion_decoder").is_dir():
+        raise FileNotFoundError(
+            f"{context.output_dir} has no diffusion decoder, whose VAE paints the text-to-frame model's latents; run "
+            f"`theworld train world-ar-decoder --output-dir {context.output_dir}` first"
+        )
+    metrics = train_text_to_frame(context.output_dir, context.settings)
+    figures = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
+    Console(stderr=True).print(f"[green]{context.stage}[/green] done: {figures}")
+    return metrics

@@ -1,0 +1,132 @@
+"""Text2world's first frame, drawn by a text-conditioned latent diffusion model before the transformer rolls it on.
+
+Cosmos-Predict1's autoregressive models continue frames they are given; its text2world runs through a diffusion
+model, which draws what a caption names far more reliably than token-by-token sampling from a caption. Here, the
+same split at ToyWorld's scale: a small diffusers `UNet2DConditionModel` denoises the first frame's latent under
+ToyWorld's VAE (the diffusion decoder's, so the frame is painted by the same decoder) by flow matching, attending
+to a tiny transformers `T5EncoderModel`'s reading of the prompt; classifier-free guidance (`guidance`) weighs the
+prompt against the unconditional draw. The transformer then continues the frame as image2world, with the prompt.
+
+Words are the layout's caption words; id 0 pads, id 1 is the empty prompt (the unconditional input). Saved as
+`text_to_frame/` in the model folder: `unet/`, `text_encoder/` and `scheduler/` (safetensors).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+from diffusers import FlowMatchEulerDiscreteScheduler, UNet2DConditionModel
+from transformers import T5Config, T5EncoderModel
+
+__all__ = ["TextToFrame", "text_encoder_for", "text_denoiser_for"]
+
+FOLDER = "text_to_frame"
+PAD, EMPTY = 0, 1
+DEFAULT_GUIDANCE = 3.0  # classifier-free guidance when a request sets none (docs/world-generation.md measures it)
+
+
+def text_encoder_for(num_words: int, width: int = 64) -> T5EncoderModel:
+    """A two-layer T5 encoder over the caption words (plus the pad and empty-prompt ids)."""
+    config = T5Config(
+        vocab_size=num_words + 2, d_model=width, d_kv=width // 4, d_ff=2 * width, num_layers=2, num_heads=4,
+        pad_token_id=PAD, dropout_rate=0.0,
+    )  # fmt: skip
+    return T5EncoderModel(config)
+
+
+def text_denoiser_for(latent_channels: int, latent_size: int, text_width: int = 64) -> UNet2DConditionModel:
+    """A small UNet over the latent grid that attends to the prompt at its coarser resolution and in the middle
+    (attention on the full grid costs several times as much on a CPU)."""
+    return UNet2DConditionModel(
+        sample_size=latent_size,
+        in_channels=latent_channels,
+        out_channels=latent_channels,
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=text_width,
+        attention_head_dim=16,
+        norm_num_groups=16,
+    )
+
+
+class TextToFrame:
+    """prompt -> the normalised latent (C, H', W') of a first frame, for the diffusion decoder's VAE to paint."""
+
+    def __init__(
+        self,
+        unet: UNet2DConditionModel,
+        text_encoder: T5EncoderModel,
+        scheduler: FlowMatchEulerDiscreteScheduler,
+        words: tuple[str, ...],
+        num_steps: int = 20,
+        guidance: float = DEFAULT_GUIDANCE,
+    ):
+        self.unet, self.text_encoder, self.scheduler = unet.eval(), text_encoder.eval(), scheduler
+        self.words, self.num_steps, self.guidance = tuple(words), num_steps, guidance
+
+    @property
+    def device(self) -> torch.device:
+        return self.unet.device
+
+    def to(self, device: str | torch.device) -> TextToFrame:
+        self.unet.to(device)
+        self.text_encoder.to(device)
+        return self
+
+    def word_ids(self, prompts: list[str | None]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, L) ids and attention mask; a prompt with no known word is the empty prompt."""
+        index = {w: i + 2 for i, w in enumerate(self.words)}
+        rows = [
+            [index[w] for w in re.findall(r"[a-z]+|[,.]", (p or "").lower()) if w in index] or [EMPTY] for p in prompts
+        ]
+        length = max(len(r) for r in rows)
+        ids = torch.tensor([r + [PAD] * (length - len(r)) for r in rows], device=self.device)
+        return ids, (ids != PAD).long()
+
+    def encode_prompts(self, prompts: list[str | None]) -> tuple[torch.Tensor, torch.Tensor]:
+        ids, mask = self.word_ids(prompts)
+        return self.text_encoder(input_ids=ids, attention_mask=mask).last_hidden_state, mask
+
+    def velocity(self, sample: torch.Tensor, sigma: torch.Tensor, text: torch.Tensor, mask: torch.Tensor):
+        """The flow velocity at noise level `sigma` (N,) in [0, 1] (the scheduler's timesteps are 1000 sigma)."""
+        return self.unet(sample, sigma * 1000, encoder_hidden_states=text, encoder_attention_mask=mask).sample
+
+    @torch.no_grad()
+    def latents(
+        self, prompts: list[str | None], shape: tuple[int, ...], seed: int = 0, guidance: float = DEFAULT_GUIDANCE
+    ):
+        """Normalised latents (N, *shape) drawn from seeded noise; `guidance` > 1 pushes away from the empty prompt."""
+        text, mask = self.encode_prompts(list(prompts))
+        empty, empty_mask = self.encode_prompts([None] * len(prompts))
+        generator = torch.Generator().manual_seed(seed)
+        sample = torch.randn((len(prompts), *shape), generator=generator).to(self.device)
+        self.scheduler.set_timesteps(self.num_steps, device=self.device)
+        for t in self.scheduler.timesteps:
+            sigma = (t / 1000).expand(len(prompts))
+            velocity = self.velocity(sample, sigma, text, mask)
+            if guidance != 1:
+                unconditional = self.velocity(sample, sigma, empty, empty_mask)
+                velocity = unconditional + guidance * (velocity - unconditional)
+            sample = self.scheduler.step(velocity, t, sample).prev_sample
+        return sample
+
+    def save_pretrained(self, folder: Path) -> None:
+        folder = Path(folder) / FOLDER
+        self.unet.save_pretrained(folder / "unet", safe_serialization=True)
+        self.text_encoder.save_pretrained(folder / "text_encoder", safe_serialization=True)
+        self.scheduler.save_pretrained(folder / "scheduler")
+
+    @classmethod
+    def from_pretrained(cls, folder: Path, words: tuple[str, ...], device: str | torch.device = "cpu"):
+        """The text-to-frame model saved in a model folder, or None when the folder has none."""
+        folder = Path(folder) / FOLDER
+        if not folder.is_dir():
+            return None
+        unet = UNet2DConditionModel.from_pretrained(folder / "unet").to(device)
+        text_encoder = T5EncoderModel.from_pretrained(folder / "text_encoder").to(device)
+        scheduler = FlowMatchEulerDiscreteScheduler.from_pretrained(folder / "scheduler")
+        return cls(unet, text_encoder, scheduler, words)
