@@ -303,3 +303,13 @@ def test_decoder_stage_sharpens_the_vae_decoder_and_keeps_its_encoder(with_decod
     saved = AutoregressiveWorldModel.from_pretrained(with_decoder).diffusion_decoder.vae.state_dict()
     changed = {name.split(".")[0] for name, value in saved.items() if not torch.equal(value, original[name])}
     assert changed == {"decoder", "post_quant_conv"}
+
+
+def test_shipped_text2world_draws_what_the_prompt_names(backend):
+    """Held-out captions' objects, read (colour and kind) in text2world's first frame, far more often with the
+    prompt than without it (a random scene)."""
+    from theworld.evaluation.world_objects import ObjectReading, prompt_following
+
+    assert backend.model.text_to_frame is not None
+    following = prompt_following(backend.model, ObjectReading(), clips=8, frames=1, seed=0, top_p=0.8)
+    assert following["prompt"] >= following["no prompt"] + 0.25, following
