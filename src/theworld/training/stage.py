@@ -5,13 +5,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich.console import Console
 from transformers import ProcessorMixin
 
 from theworld.modeling.modeling_theworld import TheWorld
 from theworld.omni.talker import Speaker
 from theworld.training.settings import RecipeSettings
 
-__all__ = ["Stage", "StageContext", "StageFunction"]
+__all__ = ["Stage", "StageContext", "StageFunction", "report_figures"]
 
 
 @dataclass
@@ -41,3 +42,10 @@ class Stage:
 
     train: StageFunction
     settings: Mapping[str, object]
+
+
+def report_figures(stage: str, metrics: dict) -> dict:
+    """Print a finished stage's figures on one line (stderr) and return them."""
+    figures = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
+    Console(stderr=True).print(f"[green]{stage}[/green] done: {figures}")
+    return metrics

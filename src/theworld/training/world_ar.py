@@ -18,18 +18,25 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from rich.console import Console
 from transformers import LlamaForCausalLM
 
 from theworld.media import to_model_range
 from theworld.toyworld import COLOURS, KINDS, RADII, caption, simulate, split_seeds
 from theworld.toyworld.render import BACKGROUND
 from theworld.training.loop import optimize, warmup_cosine
-from theworld.training.stage import StageContext
-from theworld.world.autoregressive.model import AutoregressiveWorldModel, TokenLayout, transformer_config
+from theworld.training.stage import StageContext, report_figures
+from theworld.world.autoregressive.model import CONFIG_NAME, AutoregressiveWorldModel, TokenLayout, transformer_config
 from theworld.world.autoregressive.tokenizer import VideoTokenizer
 
-__all__ = ["MOTION_WORDS", "WORLD_AR_SETTINGS", "WorldARSettings", "caption_words", "train_world_ar", "world_ar_stage"]
+__all__ = [
+    "MOTION_WORDS",
+    "WORLD_AR_SETTINGS",
+    "WorldARSettings",
+    "caption_words",
+    "require_autoregressive_model",
+    "train_world_ar",
+    "world_ar_stage",
+]
 
 MOTION_WORDS = ("a", "moving", "left", "right", "up", "down", "and", "falling", "rising", "at", "rest", ",", ".")
 WARMUP_STEPS = 50
@@ -110,10 +117,15 @@ def world_ar_stage(context: StageContext) -> dict:
             f"{context.output_dir} holds TheWorld's checkpoint; give the world-ar stage a folder of its own "
             "with --output-dir"
         )
-    metrics = train_world_ar(context.output_dir, context.settings)
-    figures = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
-    Console(stderr=True).print(f"[green]{context.stage}[/green] done: {figures}")
-    return metrics
+    return report_figures(context.stage, train_world_ar(context.output_dir, context.settings))
+
+
+def require_autoregressive_model(folder: Path) -> None:
+    """The stages that train into a model `world-ar` made refuse a folder without one, naming the command."""
+    if not (folder / CONFIG_NAME).is_file():
+        raise FileNotFoundError(
+            f"{folder} holds no autoregressive world model; run `theworld train world-ar --output-dir {folder}` first"
+        )
 
 
 def _train_tokenizer(frames: torch.Tensor, settings: WorldARSettings) -> tuple[VideoTokenizer, float]:

@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler
-from rich.console import Console
 
 from theworld.media import to_model_range
 from theworld.toyworld import floor_y, simulate, split_seeds
 from theworld.toyworld.render import BACKGROUND
 from theworld.training.loop import optimize, warmup_cosine
-from theworld.training.stage import StageContext
+from theworld.training.stage import StageContext, report_figures
+from theworld.training.world_ar import require_autoregressive_model
 from theworld.world.autoregressive.diffusion_decoder import DiffusionDecoder, denoiser_for
 from theworld.world.autoregressive.model import AutoregressiveWorldModel
 
@@ -145,12 +145,5 @@ def sharpen_vae_decoder(
 
 def world_ar_decoder_stage(context: StageContext) -> dict:
     """The "world-ar-decoder" stage: `train_decoder` into the autoregressive model in the stage's folder."""
-    if not (context.output_dir / "world_model.json").is_file():
-        raise FileNotFoundError(
-            f"{context.output_dir} holds no autoregressive world model; run `theworld train world-ar --output-dir "
-            f"{context.output_dir}` first"
-        )
-    metrics = train_decoder(context.output_dir, context.settings)
-    figures = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
-    Console(stderr=True).print(f"[green]{context.stage}[/green] done: {figures}")
-    return metrics
+    require_autoregressive_model(context.output_dir)
+    return report_figures(context.stage, train_decoder(context.output_dir, context.settings))

@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
-from rich.console import Console
 
 from theworld.media import to_model_range
 from theworld.toyworld import caption, simulate, split_seeds
 from theworld.training.loop import optimize, warmup_cosine
-from theworld.training.stage import StageContext
+from theworld.training.stage import StageContext, report_figures
+from theworld.training.world_ar import require_autoregressive_model
 from theworld.world.autoregressive.model import AutoregressiveWorldModel
 from theworld.world.autoregressive.text_to_frame import TextToFrame, text_denoiser_for, text_encoder_for
 
@@ -91,17 +91,10 @@ def train_text_to_frame(folder: str | Path, settings: TextToFrameSettings = TEXT
 
 def world_ar_text_stage(context: StageContext) -> dict:
     """The "world-ar-text" stage: `train_text_to_frame` into the autoregressive model in the stage's folder."""
-    if not (context.output_dir / "world_model.json").is_file():
-        raise FileNotFoundError(
-            f"{context.output_dir} holds no autoregressive world model; run `theworld train world-ar --output-dir "
-            f"{context.output_dir}` first"
-        )
+    require_autoregressive_model(context.output_dir)
     if not (context.output_dir / "diffusion_decoder").is_dir():
         raise FileNotFoundError(
             f"{context.output_dir} has no diffusion decoder, whose VAE paints the text-to-frame model's latents; run "
             f"`theworld train world-ar-decoder --output-dir {context.output_dir}` first"
         )
-    metrics = train_text_to_frame(context.output_dir, context.settings)
-    figures = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
-    Console(stderr=True).print(f"[green]{context.stage}[/green] done: {figures}")
-    return metrics
+    return report_figures(context.stage, train_text_to_frame(context.output_dir, context.settings))
