@@ -313,3 +313,15 @@ def test_shipped_text2world_draws_what_the_prompt_names(backend):
     assert backend.model.text_to_frame is not None
     following = prompt_following(backend.model, ObjectReading(), clips=8, frames=1, seed=0, top_p=0.8)
     assert following["prompt"] >= following["no prompt"] + 0.25, following
+
+
+def test_text_to_frame_reads_a_bounded_prompt(backend):
+    """Unknown words are skipped, no known word is the empty prompt, and a huge prompt is cut (as T5 truncates)."""
+    from theworld.world.autoregressive.text_to_frame import EMPTY, MAX_WORDS
+
+    drawer = backend.model.text_to_frame
+    ids, mask = drawer.word_ids(["a red ball " * 10_000, "zzz qqq", "a RED ball!"])
+    assert ids.shape == (3, MAX_WORDS) and mask.sum(1).tolist() == [MAX_WORDS, 1, 3]
+    assert ids[1, 0] == EMPTY and torch.equal(ids[2, :3], ids[0, :3])
+    frame = backend.model.draw_first_frame("a red ball " * 10_000, seed=0)
+    assert frame.shape == (1, 64, 64, 3)

@@ -24,6 +24,9 @@ __all__ = ["TextToFrame", "text_encoder_for", "text_denoiser_for"]
 
 FOLDER = "text_to_frame"
 PAD, EMPTY = 0, 1
+# The words of a prompt it reads, as a T5 tokenizer truncates: a caption of three shapes has about 25, and attention
+# costs the square of the length, so a huge prompt costs no more than this
+MAX_WORDS = 64
 DEFAULT_GUIDANCE = 3.0  # classifier-free guidance when a request sets none (docs/world-generation.md measures it)
 
 
@@ -78,11 +81,10 @@ class TextToFrame:
         return self
 
     def word_ids(self, prompts: list[str | None]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(N, L) ids and attention mask; a prompt with no known word is the empty prompt."""
+        """(N, L) ids and attention mask: each prompt's first `MAX_WORDS` known words; none is the empty prompt."""
         index = {w: i + 2 for i, w in enumerate(self.words)}
-        rows = [
-            [index[w] for w in re.findall(r"[a-z]+|[,.]", (p or "").lower()) if w in index] or [EMPTY] for p in prompts
-        ]
+        known = [[index[w] for w in re.findall(r"[a-z]+|[,.]", (p or "").lower()) if w in index] for p in prompts]
+        rows = [ids[:MAX_WORDS] or [EMPTY] for ids in known]
         length = max(len(r) for r in rows)
         ids = torch.tensor([r + [PAD] * (length - len(r)) for r in rows], device=self.device)
         return ids, (ids != PAD).long()
