@@ -95,8 +95,6 @@ def report(model_folder: str | None, clips: int, frames: int, prompts: bool = Fa
 def side_by_side(model_folder: str | None, path: str, frames: int = 8, clip_index: int = 0) -> None:
     """One held-out clip as a PNG: the simulator's frames (the first is the input), then greedy and sampled
     (top_p 0.8, temperature 1.0) continuations, each with the diffusion decoder and with the tokenizer's own."""
-    from PIL import Image, ImageDraw
-
     model = AutoregressiveWorldModel.from_pretrained(model_folder or shipped_checkpoint())
     clip = simulate(split_seeds("test", clip_index + 1)[clip_index], frames + 1)
     rows = [("simulator (input first)", clip.frames)]
@@ -107,34 +105,32 @@ def side_by_side(model_folder: str | None, path: str, frames: int = 8, clip_inde
         for name, options in (("greedy", dict(temperature=0.0)), ("top_p 0.8", dict(top_p=0.8, temperature=1.0))):
             made = model.predict(clip.frames[:1], frames, seed=0, **options)
             rows.append((f"{name}, {label}", np.concatenate([clip.frames[:1], made])))
-    scale, label_width, size = 2, 180, clip.frames.shape[1]
-    sheet = Image.new("RGB", (label_width + (frames + 1) * size * scale, len(rows) * size * scale), "white")
-    draw = ImageDraw.Draw(sheet)
-    for r, (label, video) in enumerate(rows):
-        draw.text((6, r * size * scale + size * scale // 2 - 6), label, fill="black")
-        for c, frame in enumerate(video):
-            tile = Image.fromarray(frame).resize((size * scale, size * scale), Image.NEAREST)
-            sheet.paste(tile, (label_width + c * size * scale, r * size * scale))
-    sheet.save(path)
+    _save_sheet(rows, path, label_width=180)
 
 
 def prompt_sheet(model_folder: str | None, path: str, prompts: int = 6, frames: int = 4) -> None:
     """Text2world from the first `prompts` held-out captions (seed 0, Predict1's sampling) as a PNG: one row each,
     the caption beside its first `frames` frames."""
-    from PIL import Image, ImageDraw
-
     model = AutoregressiveWorldModel.from_pretrained(model_folder or shipped_checkpoint())
-    scale, size, label_width = 2, model.layout.frame_size, 330
-    sheet = Image.new("RGB", (label_width + frames * size * scale, prompts * size * scale), "white")
-    draw = ImageDraw.Draw(sheet)
-    for row, clip_seed in enumerate(split_seeds("test", prompts)):
+    rows = []
+    for clip_seed in split_seeds("test", prompts):
         prompt = caption(simulate(clip_seed, 1), 0)
         video = model.predict(None, frames, prompt=prompt, seed=0, top_p=0.8, temperature=1.0)
-        wrapped = "\n".join(textwrap.wrap(prompt, 52))
-        draw.multiline_text((6, row * size * scale + 8), wrapped, fill="black")
-        for column, frame in enumerate(video):
-            tile = Image.fromarray(frame).resize((size * scale, size * scale), Image.NEAREST)
-            sheet.paste(tile, (label_width + column * size * scale, row * size * scale))
+        rows.append(("\n".join(textwrap.wrap(prompt, 52)), video))
+    _save_sheet(rows, path, label_width=330)
+
+
+def _save_sheet(rows: list[tuple[str, np.ndarray]], path: str, label_width: int, scale: int = 2) -> None:
+    """A PNG of labelled rows of frames: each row's label (lines allowed) at its left, its frames enlarged."""
+    from PIL import Image, ImageDraw
+
+    size = rows[0][1].shape[1] * scale
+    sheet = Image.new("RGB", (label_width + max(len(v) for _, v in rows) * size, len(rows) * size), "white")
+    draw = ImageDraw.Draw(sheet)
+    for r, (label, video) in enumerate(rows):
+        draw.multiline_text((6, r * size + 8), label, fill="black")
+        for c, frame in enumerate(video):
+            sheet.paste(Image.fromarray(frame).resize((size, size), Image.NEAREST), (label_width + c * size, r * size))
     sheet.save(path)
 
 

@@ -29,6 +29,7 @@ from theworld.world.autoregressive.model import AutoregressiveWorldModel
 __all__ = [
     "DECODER_SETTINGS",
     "DecoderSettings",
+    "flow_matching_batch",
     "sharpen_vae_decoder",
     "toyworld_vae",
     "train_decoder",
@@ -69,6 +70,18 @@ def toyworld_vae(model: str | Path | None = None) -> AutoencoderKLWan:
     return vae.eval()
 
 
+def flow_matching_batch(
+    clean: torch.Tensor, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A flow-matching training batch on the path `FlowMatchEulerDiscreteScheduler` samples: noise levels sigma (N,)
+    uniform in [0, 1], x_sigma = (1 - sigma) x0 + sigma noise, and the velocity to learn, noise - x0. Returns
+    (x_sigma, sigma, velocity); the model's timestep is 1000 sigma."""
+    noise = torch.randn(clean.shape, generator=generator)
+    sigma = torch.rand(len(clean), generator=generator)
+    level = sigma.view(-1, *[1] * (clean.dim() - 1))
+    return (1 - level) * clean + level * noise, sigma, noise - clean
+
+
 def train_decoder(folder: str | Path, settings: DecoderSettings = DECODER_SETTINGS["full"]) -> dict:
     """Train the diffusion decoder of the autoregressive model in `folder` and save it there; return figures."""
     started = time.perf_counter()
@@ -88,13 +101,9 @@ def train_decoder(folder: str | Path, settings: DecoderSettings = DECODER_SETTIN
 
     def step_loss() -> tuple[torch.Tensor, float]:
         pick = torch.randint(len(targets), (settings.batch,), generator=generator)
-        clean, condition = targets[pick], conditions[pick]
-        noise = torch.randn(clean.shape, generator=generator)
-        sigma = torch.rand(len(pick), generator=generator).view(-1, 1, 1, 1)
-        # Flow matching on the scheduler's path: x_sigma = (1 - sigma) x0 + sigma noise, velocity noise - x0
-        noisy = (1 - sigma) * clean + sigma * noise
-        velocity = unet(torch.cat([noisy, condition], 1), sigma.flatten() * 1000).sample
-        loss = (velocity - (noise - clean)).pow(2).mean()
+        noisy, sigma, target = flow_matching_batch(targets[pick], generator)
+        velocity = unet(torch.cat([noisy, conditions[pick]], 1), sigma * 1000).sample
+        loss = (velocity - target).pow(2).mean()
         return loss, loss.item()
 
     loss = optimize(

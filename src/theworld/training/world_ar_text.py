@@ -23,6 +23,7 @@ from theworld.toyworld import caption, simulate, split_seeds
 from theworld.training.loop import optimize, warmup_cosine
 from theworld.training.stage import StageContext, report_figures
 from theworld.training.world_ar import require_autoregressive_model
+from theworld.training.world_ar_decoder import flow_matching_batch
 from theworld.world.autoregressive.model import AutoregressiveWorldModel
 from theworld.world.autoregressive.text_to_frame import TextToFrame, text_denoiser_for, text_encoder_for
 
@@ -71,12 +72,8 @@ def train_text_to_frame(folder: str | Path, settings: TextToFrameSettings = TEXT
         dropped = (torch.rand(settings.batch, generator=generator) < settings.prompt_dropout).tolist()
         prompts = [None if d else captions[i] for i, d in zip(pick.tolist(), dropped, strict=True)]
         text, mask = drawer.encode_prompts(prompts)
-        clean = targets[pick]
-        noise = torch.randn(clean.shape, generator=generator)
-        sigma = torch.rand(settings.batch, generator=generator)
-        # Flow matching on the scheduler's path: x_sigma = (1 - sigma) x0 + sigma noise, velocity noise - x0
-        noisy = (1 - sigma.view(-1, 1, 1, 1)) * clean + sigma.view(-1, 1, 1, 1) * noise
-        loss = (drawer.velocity(noisy, sigma, text, mask) - (noise - clean)).pow(2).mean()
+        noisy, sigma, target = flow_matching_batch(targets[pick], generator)
+        loss = (drawer.velocity(noisy, sigma, text, mask) - target).pow(2).mean()
         return loss, loss.item()
 
     parameters = [*unet.parameters(), *text_encoder.parameters()]

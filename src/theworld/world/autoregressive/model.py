@@ -20,7 +20,7 @@ codes -> a VAE latent -> frames, used instead of the tokenizer's own decoder whe
 from __future__ import annotations
 
 import json
-import re
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -30,7 +30,7 @@ from transformers import LlamaConfig, LlamaForCausalLM, LogitsProcessor, LogitsP
 
 from theworld.media import to_model_range, to_uint8
 from theworld.world.autoregressive.diffusion_decoder import DiffusionDecoder
-from theworld.world.autoregressive.text_to_frame import TextToFrame
+from theworld.world.autoregressive.text_to_frame import TextToFrame, word_indices
 from theworld.world.autoregressive.tokenizer import VideoTokenizer
 
 __all__ = ["CONFIG_NAME", "AutoregressiveWorldModel", "FrameGrammar", "TokenLayout", "transformer_config"]
@@ -63,8 +63,8 @@ class TokenLayout:
 
     def text_ids(self, prompt: str | None) -> list[int]:
         """Known words of `prompt` followed by [TEXT]; [] when no word is known (no text condition)."""
-        index = {w: self.num_codes + len(SPECIALS) + i for i, w in enumerate(self.words)}
-        ids = [index[w] for w in re.findall(r"[a-z]+|[,.]", (prompt or "").lower()) if w in index]
+        first = self.num_codes + len(SPECIALS)
+        ids = [first + i for i in word_indices(prompt, self.words)]
         return [*ids, self.special("[TEXT]")] if ids else []
 
     def frame_ids(self, codes: torch.Tensor) -> torch.Tensor:
@@ -129,8 +129,7 @@ class AutoregressiveWorldModel:
     ):
         self.tokenizer, self.transformer, self.layout = tokenizer.eval(), transformer.eval(), layout
         self.diffusion_decoder = diffusion_decoder
-        # Its latents are painted by the diffusion decoder's VAE, so it is used only beside a diffusion decoder
-        self.text_to_frame = text_to_frame if diffusion_decoder is not None else None
+        self.text_to_frame = text_to_frame
         # On whenever the model has one, as in Predict1: the object reader reads more of the objects it draws
         self.use_diffusion_decoder = diffusion_decoder is not None
         self.offload_diffusion_decoder = False
@@ -171,12 +170,20 @@ class AutoregressiveWorldModel:
         decoder = self.diffusion_decoder if self.use_diffusion_decoder else None
         if decoder is None:
             return to_uint8(self.tokenizer.decode(codes.to(self.device)))
-        decoder.to(self.device)
-        try:
+        with self._on_device(decoder):
             return to_uint8(decoder.decode(codes, seed))
+
+    @contextmanager
+    def _on_device(self, *parts):
+        """The diffusion parts on the model's device while in use; back on the CPU after, when offloading them."""
+        for part in parts:
+            part.to(self.device)
+        try:
+            yield
         finally:
             if self.offload_diffusion_decoder:
-                decoder.to("cpu")
+                for part in parts:
+                    part.to("cpu")
 
     @torch.no_grad()
     def predict(
@@ -203,6 +210,7 @@ class AutoregressiveWorldModel:
         """
         layout = self.layout
         drawn, total = None, num_frames
+        # Its latents are painted by the diffusion decoder's VAE, so the drawer is used only beside a diffusion decoder
         can_draw = self.text_to_frame is not None and self.diffusion_decoder is not None
         if (frames is None or not len(frames)) and can_draw:
             # text2world: the first frame is drawn from the prompt, and the transformer continues it
@@ -212,6 +220,7 @@ class AutoregressiveWorldModel:
                 progress(1, total)
             if num_frames == 0:
                 return drawn
+        done = total - num_frames  # frames already made: the drawn one, if any
         codes = self.encode(frames) if frames is not None and len(frames) else None
         history = [] if codes is None else list(codes.cpu())
         text = [layout.special("[BOS]"), *layout.text_ids(prompt)]
@@ -230,7 +239,7 @@ class AutoregressiveWorldModel:
                 history.extend(fresh)
                 made.extend(fresh)
                 if progress is not None:
-                    progress(total - num_frames + len(made), total)
+                    progress(done + len(made), total)
         made = self.decode(torch.stack(made), seed)
         return made if drawn is None else np.concatenate([drawn, made])
 
@@ -239,17 +248,11 @@ class AutoregressiveWorldModel:
         """(1, H, W, 3) uint8: the text-to-frame model's frame for `prompt` (a random scene when it names nothing),
         painted by the diffusion decoder's VAE. `guidance` defaults to `TextToFrame.guidance`."""
         drawer, decoder = self.text_to_frame, self.diffusion_decoder
-        drawer.to(self.device)
-        decoder.to(self.device)
-        try:
+        with self._on_device(drawer, decoder):
             size = decoder.unet.config.sample_size
             shape = (decoder.unet.config.out_channels, size, size)
             latents = drawer.latents([prompt], shape, seed, drawer.guidance if guidance is None else guidance)
             return to_uint8(decoder.decode_latents(latents))
-        finally:
-            if self.offload_diffusion_decoder:
-                drawer.to("cpu")
-                decoder.to("cpu")
 
     @property
     def _grid(self) -> tuple[int, int]:

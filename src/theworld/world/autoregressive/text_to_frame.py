@@ -20,7 +20,7 @@ import torch
 from diffusers import FlowMatchEulerDiscreteScheduler, UNet2DConditionModel
 from transformers import T5Config, T5EncoderModel
 
-__all__ = ["TextToFrame", "text_encoder_for", "text_denoiser_for"]
+__all__ = ["TextToFrame", "text_denoiser_for", "text_encoder_for", "word_indices"]
 
 FOLDER = "text_to_frame"
 PAD, EMPTY = 0, 1
@@ -28,6 +28,13 @@ PAD, EMPTY = 0, 1
 # costs the square of the length, so a huge prompt costs no more than this
 MAX_WORDS = 64
 DEFAULT_GUIDANCE = 3.0  # classifier-free guidance when a request sets none (docs/world-generation.md measures it)
+
+
+def word_indices(prompt: str | None, words: tuple[str, ...]) -> list[int]:
+    """The indices in `words` of the prompt's known words, in order (case and unknown words ignored): how both the
+    transformer and the text-to-frame model read a prompt."""
+    index = {w: i for i, w in enumerate(words)}
+    return [index[w] for w in re.findall(r"[a-z]+|[,.]", (prompt or "").lower()) if w in index]
 
 
 def text_encoder_for(num_words: int, width: int = 64) -> T5EncoderModel:
@@ -82,9 +89,7 @@ class TextToFrame:
 
     def word_ids(self, prompts: list[str | None]) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, L) ids and attention mask: each prompt's first `MAX_WORDS` known words; none is the empty prompt."""
-        index = {w: i + 2 for i, w in enumerate(self.words)}
-        known = [[index[w] for w in re.findall(r"[a-z]+|[,.]", (p or "").lower()) if w in index] for p in prompts]
-        rows = [ids[:MAX_WORDS] or [EMPTY] for ids in known]
+        rows = [[2 + i for i in word_indices(p, self.words)[:MAX_WORDS]] or [EMPTY] for p in prompts]
         length = max(len(r) for r in rows)
         ids = torch.tensor([r + [PAD] * (length - len(r)) for r in rows], device=self.device)
         return ids, (ids != PAD).long()
