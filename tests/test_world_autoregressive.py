@@ -305,6 +305,21 @@ def test_decoder_stage_sharpens_the_vae_decoder_and_keeps_its_encoder(with_decod
     assert changed == {"decoder", "post_quant_conv"}
 
 
+def test_shape_pixels_cover_each_shape_and_neither_background_nor_floor():
+    """The pixels the VAE sharpening and the text-to-frame loss weight up: every shape's centre, and no pixel of
+    the empty corner or of the floor."""
+    from theworld.toyworld.physics import floor_y
+    from theworld.training.world_ar_decoder import shape_pixels
+
+    clip = simulate(3, 4)
+    shapes = shape_pixels(to_model_range(clip.frames))[:, 0]
+    for frame, states in enumerate(clip.states):
+        for state in states:
+            assert shapes[frame, int(state.y), int(state.x)] == 1
+    assert not shapes[:, int(floor_y(64)) :].any()
+    assert 0 < shapes.mean() < 0.5
+
+
 def test_shipped_text2world_draws_what_the_prompt_names(backend):
     """Held-out captions' objects, read (colour and kind) in text2world's first frame, far more often with the
     prompt than without it (a random scene)."""

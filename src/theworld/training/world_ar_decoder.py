@@ -30,6 +30,7 @@ __all__ = [
     "DECODER_SETTINGS",
     "DecoderSettings",
     "flow_matching_batch",
+    "shape_pixels",
     "sharpen_vae_decoder",
     "toyworld_vae",
     "train_decoder",
@@ -121,6 +122,15 @@ def train_decoder(folder: str | Path, settings: DecoderSettings = DECODER_SETTIN
     }
 
 
+def shape_pixels(frames: torch.Tensor) -> torch.Tensor:
+    """(N, 1, H, W) 1 where ToyWorld frames (N, 3, H, W) in [-1, 1] show a shape (or its trail), else 0: neither the
+    background nor the floor and the rows below it."""
+    background = torch.tensor(BACKGROUND / 127.5 - 1, dtype=torch.float32).view(1, 3, 1, 1)
+    shapes = ((frames - background).abs().amax(1, keepdim=True) > 0.05).float()
+    shapes[..., int(floor_y(frames.shape[-2])) :, :] = 0.0
+    return shapes
+
+
 def sharpen_vae_decoder(
     decoder: DiffusionDecoder, frames: torch.Tensor, latents: torch.Tensor, settings: DecoderSettings
 ) -> float:
@@ -133,9 +143,7 @@ def sharpen_vae_decoder(
         parameter.requires_grad_(False)
     for parameter in trained:
         parameter.requires_grad_(True)
-    background = torch.tensor(BACKGROUND / 127.5 - 1, dtype=torch.float32).view(1, 3, 1, 1)
-    shapes = ((frames - background).abs().amax(1, keepdim=True) > 0.05).float()
-    shapes[..., int(floor_y(frames.shape[-2])) :, :] = 0.0  # the floor and the rows below it are not shapes
+    shapes = shape_pixels(frames)
     generator = torch.Generator().manual_seed(settings.seed + 1)
     vae.train()
 

@@ -23,7 +23,7 @@ from theworld.toyworld import caption, simulate, split_seeds
 from theworld.training.loop import optimize, warmup_cosine
 from theworld.training.stage import StageContext, report_figures
 from theworld.training.world_ar import require_autoregressive_model
-from theworld.training.world_ar_decoder import flow_matching_batch
+from theworld.training.world_ar_decoder import flow_matching_batch, shape_pixels
 from theworld.world.autoregressive.model import AutoregressiveWorldModel
 from theworld.world.autoregressive.text_to_frame import TextToFrame, text_denoiser_for, text_encoder_for
 
@@ -39,6 +39,12 @@ class TextToFrameSettings:
     lr: float = 1e-3
     prompt_dropout: float = 0.1  # share of training frames seen without their caption
     num_steps: int = 20  # denoising steps at inference
+    text_width: int = 64
+    text_layers: int = 2
+    attention_layers: int = 1  # transformer layers at each of the denoiser's attention levels
+    full_grid_cross_attention: bool = False
+    # Extra loss weight of the latent cells a shape covers: a shape's kind is a few cells of a mostly empty frame
+    foreground_weight: float = 0.0
     seed: int = 0
 
 
@@ -56,13 +62,22 @@ def train_text_to_frame(folder: str | Path, settings: TextToFrameSettings = TEXT
     decoder = model.diffusion_decoder
     words = model.layout.words
     latent_size = decoder.unet.config.sample_size
-    unet = text_denoiser_for(decoder.vae.config.z_dim, latent_size)
-    text_encoder = text_encoder_for(len(words))
+    unet = text_denoiser_for(
+        decoder.vae.config.z_dim,
+        latent_size,
+        settings.text_width,
+        settings.attention_layers,
+        settings.full_grid_cross_attention,
+    )
+    text_encoder = text_encoder_for(len(words), settings.text_width, settings.text_layers)
     drawer = TextToFrame(unet, text_encoder, FlowMatchEulerDiscreteScheduler(), words, settings.num_steps)
     clips = [simulate(seed, settings.clip_frames) for seed in split_seeds("train", settings.num_clips)]
     frames = to_model_range(np.concatenate([c.frames for c in clips]))
     captions = [caption(c, t) for c in clips for t in range(settings.clip_frames)]
     targets = torch.cat([decoder.encode_frames(chunk) for chunk in frames.split(256)])
+    # a latent cell is a shape's when any of the pixels it covers is
+    shape_cells = torch.nn.functional.adaptive_max_pool2d(shape_pixels(frames), latent_size)
+    weights = 1 + settings.foreground_weight * shape_cells
     generator = torch.Generator().manual_seed(settings.seed)
     unet.train()
     text_encoder.train()
@@ -73,7 +88,7 @@ def train_text_to_frame(folder: str | Path, settings: TextToFrameSettings = TEXT
         prompts = [None if d else captions[i] for i, d in zip(pick.tolist(), dropped, strict=True)]
         text, mask = drawer.encode_prompts(prompts)
         noisy, sigma, target = flow_matching_batch(targets[pick], generator)
-        loss = (drawer.velocity(noisy, sigma, text, mask) - target).pow(2).mean()
+        loss = (weights[pick] * (drawer.velocity(noisy, sigma, text, mask) - target).pow(2)).mean()
         return loss, loss.item()
 
     parameters = [*unet.parameters(), *text_encoder.parameters()]

@@ -37,26 +37,36 @@ def word_indices(prompt: str | None, words: tuple[str, ...]) -> list[int]:
     return [index[w] for w in re.findall(r"[a-z]+|[,.]", (prompt or "").lower()) if w in index]
 
 
-def text_encoder_for(num_words: int, width: int = 64) -> T5EncoderModel:
-    """A two-layer T5 encoder over the caption words (plus the pad and empty-prompt ids)."""
+def text_encoder_for(num_words: int, width: int = 64, layers: int = 2) -> T5EncoderModel:
+    """A small T5 encoder over the caption words (plus the pad and empty-prompt ids)."""
     config = T5Config(
-        vocab_size=num_words + 2, d_model=width, d_kv=width // 4, d_ff=2 * width, num_layers=2, num_heads=4,
+        vocab_size=num_words + 2, d_model=width, d_kv=width // 4, d_ff=2 * width, num_layers=layers, num_heads=4,
         pad_token_id=PAD, dropout_rate=0.0,
     )  # fmt: skip
     return T5EncoderModel(config)
 
 
-def text_denoiser_for(latent_channels: int, latent_size: int, text_width: int = 64) -> UNet2DConditionModel:
-    """A small UNet over the latent grid that attends to the prompt at its coarser resolution and in the middle
-    (attention on the full grid costs several times as much on a CPU)."""
+def text_denoiser_for(
+    latent_channels: int,
+    latent_size: int,
+    text_width: int = 64,
+    attention_layers: int = 1,
+    full_grid_cross_attention: bool = False,
+) -> UNet2DConditionModel:
+    """A small UNet over the latent grid that attends to the prompt at its coarser resolution and in the middle, with
+    `attention_layers` transformer layers each; with `full_grid_cross_attention`, also on the full grid, where it only
+    cross-attends (self-attention there costs several times as much on a CPU)."""
+    outer = "CrossAttn" if full_grid_cross_attention else ""
     return UNet2DConditionModel(
         sample_size=latent_size,
         in_channels=latent_channels,
         out_channels=latent_channels,
         block_out_channels=(32, 64),
         layers_per_block=1,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        down_block_types=(f"{outer}DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", f"{outer}UpBlock2D"),
+        only_cross_attention=(full_grid_cross_attention, False),
+        transformer_layers_per_block=attention_layers,
         cross_attention_dim=text_width,
         attention_head_dim=16,
         norm_num_groups=16,
