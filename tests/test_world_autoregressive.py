@@ -289,6 +289,24 @@ def test_text_to_frame_stage_saves_safetensors_and_draws_text2worlds_first_frame
     assert steps[0] == (1, 3) and steps[-1] == (3, 3)
 
 
+def test_text_to_frame_settings_build_the_model_they_name(with_decoder, tmp_path):
+    """The stage's architecture settings reach the saved model, and the shape-weighted loss trains."""
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(with_decoder, folder)
+    settings = dataclasses.replace(
+        TEXT_TO_FRAME_SETTINGS["smoke"], text_width=32, text_layers=3, attention_layers=2,
+        full_grid_cross_attention=True, foreground_weight=10.0,
+    )  # fmt: skip
+    metrics = run_stage("world-ar-text", folder, settings)
+    assert np.isfinite(metrics["text_to_frame_loss"])
+    drawer = AutoregressiveWorldModel.from_pretrained(folder).text_to_frame
+    assert drawer.text_encoder.config.num_layers == 3 and drawer.unet.config.cross_attention_dim == 32
+    assert drawer.unet.config.down_block_types == ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D"]
+    assert drawer.unet.config.transformer_layers_per_block == 2
+
+
 def test_text_to_frame_stage_needs_the_diffusion_decoder(tmp_path):
     train_world_ar(tmp_path, WORLD_AR_SETTINGS["smoke"])
     with pytest.raises(FileNotFoundError, match="run `theworld train world-ar-decoder"):
