@@ -27,11 +27,18 @@ import textwrap
 import numpy as np
 import torch
 
-from theworld.evaluation.world_objects import ObjectReading, objects_kept, prompt_following, psnr
+from theworld.evaluation.world_objects import (
+    ObjectReading,
+    objects_kept,
+    prompt_following,
+    prompt_following_by_shapes,
+    psnr,
+)
 from theworld.evaluation.world_physics import trajectory_error
 from theworld.media import to_model_range, to_uint8
 from theworld.toyworld import caption, simulate, split_seeds
 from theworld.world.autoregressive import AutoregressiveWorldModel, shipped_checkpoint
+from theworld.world.autoregressive.text_to_frame import DEFAULT_GUIDANCE
 
 DECODINGS = {
     "greedy": dict(temperature=0.0),
@@ -97,21 +104,23 @@ def report(model_folder: str | None, clips: int, frames: int, prompts: bool = Fa
 
 def first_frame_following(model_folder: str | None, captions: int = 32) -> None:
     model, reading = AutoregressiveWorldModel.from_pretrained(model_folder or shipped_checkpoint()), ObjectReading()
+    by_shapes: dict[int, tuple[int, int]] = {}  # shapes named -> (read, named), both seeds, default guidance
     for guidance in (2.0, 3.0, 5.0):
-        following = [prompt_following(model, reading, captions, 1, s, top_p=0.8, guidance=guidance) for s in (0, 1)]
+        counts = [
+            prompt_following_by_shapes(model, reading, captions, 1, s, top_p=0.8, guidance=guidance) for s in (0, 1)
+        ]
+        shares = [{key: _share(list(by.values())) for key, by in seed.items()} for seed in counts]
         print(
             f"text2world's drawn frame, guidance {guidance:g}, named objects read, seeds 0 / 1: "
-            + ", ".join(f"{key} {following[0][key]:.1%} / {following[1][key]:.1%}" for key in following[0])
+            + ", ".join(f"{key} {shares[0][key]:.1%} / {shares[1][key]:.1%}" for key in shares[0])
         )
-    by_count: dict[int, list[int]] = {}  # shapes the caption names -> [read, named], both seeds, default guidance
-    for seed in (0, 1):
-        for clip_seed in split_seeds("test", captions):
-            clip = simulate(clip_seed, 1)
-            read, named = reading.kept(model.draw_first_frame(caption(clip, 0), seed), [clip.states[0]])
-            counts = by_count.setdefault(len(clip.states[0]), [0, 0])
-            counts[0], counts[1] = counts[0] + read, counts[1] + named
-    print("by shapes named (default guidance, both seeds): " + ", ".join(
-        f"{n}: {read / named:.1%} of {named}" for n, (read, named) in sorted(by_count.items())
+        if guidance == DEFAULT_GUIDANCE:
+            for seed in counts:
+                for shapes, (read, named) in seed["prompt"].items():
+                    before = by_shapes.get(shapes, (0, 0))
+                    by_shapes[shapes] = (before[0] + read, before[1] + named)
+    print(f"by shapes named (guidance {DEFAULT_GUIDANCE:g}, both seeds): " + ", ".join(
+        f"{n}: {read / named:.1%} of {named}" for n, (read, named) in sorted(by_shapes.items())
     ))  # fmt: skip
 
 

@@ -23,7 +23,7 @@ from theworld.evaluation.world_physics import MATCH_DISTANCE, MIN_PIXELS
 from theworld.media import to_model_range
 from theworld.toyworld import COLOURS, ShapeState, caption, simulate, split_seeds
 
-__all__ = ["ObjectReading", "objects_kept", "prompt_following", "psnr", "read_kind"]
+__all__ = ["ObjectReading", "objects_kept", "prompt_following", "prompt_following_by_shapes", "psnr", "read_kind"]
 
 # Fill ratio of the bounding box between the kinds' ideal values: triangle 0.5, ball 0.785, square 1.0
 TRIANGLE_BELOW, SQUARE_ABOVE = 0.64, 0.9
@@ -89,13 +89,22 @@ def prompt_following(
     their colour and kind, in each of the first `frames` generated frames; and the same objects' share when the
     prompt is left out (what the model makes anyway: a random scene from a text-to-frame model, else whatever the
     transformer draws from nothing). `decoding` goes to `model.predict` (top_p, temperature, guidance...)."""
-    named = {"prompt": [0, 0], "no prompt": [0, 0]}
+    counts = prompt_following_by_shapes(model, reading, clips, frames, seed, **decoding)
+    return {key: sum(k for k, _ in by.values()) / sum(t for _, t in by.values()) for key, by in counts.items()}
+
+
+def prompt_following_by_shapes(
+    model, reading: ObjectReading, clips: int = 16, frames: int = 2, seed: int = 0, **decoding
+) -> dict[str, dict[int, tuple[int, int]]]:
+    """`prompt_following`'s counts, split by how many shapes the caption names: {"prompt" | "no prompt":
+    {shapes named: (objects read, objects named)}}."""
+    named: dict[str, dict[int, tuple[int, int]]] = {"prompt": {}, "no prompt": {}}
     for clip_seed in split_seeds("test", clips):
         clip = simulate(clip_seed, 1)
-        prompt = caption(clip, 0)
+        prompt, shapes = caption(clip, 0), len(clip.states[0])
         for key, text in (("prompt", prompt), ("no prompt", None)):
             made = model.predict(None, frames, prompt=text, seed=seed, **decoding)
             k, t = reading.kept(made, [clip.states[0]] * frames)
-            named[key][0] += k
-            named[key][1] += t
-    return {key: k / t for key, (k, t) in named.items()}
+            read, total = named[key].get(shapes, (0, 0))
+            named[key][shapes] = (read + k, total + t)
+    return named
