@@ -32,8 +32,10 @@ __all__ = ["TEXT_TO_FRAME_SETTINGS", "TextToFrameSettings", "train_text_to_frame
 
 @dataclass(frozen=True)
 class TextToFrameSettings:
-    num_clips: int = 1200
-    clip_frames: int = 12
+    # Many scenes of few frames each: what a caption binds (each shape's colour to its kind) differs between scenes,
+    # not between a clip's frames
+    num_clips: int = 7200
+    clip_frames: int = 2
     steps: int = 4000
     batch: int = 32
     lr: float = 1e-3
@@ -41,6 +43,9 @@ class TextToFrameSettings:
     num_steps: int = 20  # denoising steps at inference
     text_width: int = 64
     text_layers: int = 2
+    # The denoiser attends to one token per named object (each pooled from its own phrase), not to one per word:
+    # per word, it draws the named colours but swaps their kinds when a prompt names several shapes
+    one_token_per_object: bool = True
     attention_layers: int = 1  # transformer layers at each of the denoiser's attention levels
     full_grid_cross_attention: bool = False
     # Extra loss weight of the latent cells a shape covers: a shape's kind is a few cells of a mostly empty frame
@@ -69,7 +74,9 @@ def train_text_to_frame(folder: str | Path, settings: TextToFrameSettings = TEXT
         settings.attention_layers,
         settings.full_grid_cross_attention,
     )
-    text_encoder = text_encoder_for(len(words), settings.text_width, settings.text_layers)
+    text_encoder = text_encoder_for(
+        len(words), settings.text_width, settings.text_layers, settings.one_token_per_object
+    )
     drawer = TextToFrame(unet, text_encoder, FlowMatchEulerDiscreteScheduler(), words, settings.num_steps)
     clips = [simulate(seed, settings.clip_frames) for seed in split_seeds("train", settings.num_clips)]
     frames = to_model_range(np.concatenate([c.frames for c in clips]))

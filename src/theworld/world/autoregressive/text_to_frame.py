@@ -7,6 +7,11 @@ ToyWorld's VAE (the diffusion decoder's, so the frame is painted by the same dec
 to a tiny transformers `T5EncoderModel`'s reading of the prompt; classifier-free guidance (`guidance`) weighs the
 prompt against the unconditional draw. The transformer then continues the frame as image2world, with the prompt.
 
+The encoder reads each object the prompt names ("a large red ball moving right", "a small blue square") on its own
+and pools it into one token (`one_token_per_object`, saved in its config), so the denoiser's attention takes an
+object's colour and kind together: attending to words, a small denoiser binds colours to the wrong kinds when a
+prompt names several shapes (docs/world-generation.md measures both).
+
 Words are the layout's caption words; id 0 pads, id 1 is the empty prompt (the unconditional input). Saved as
 `text_to_frame/` in the model folder: `unet/`, `text_encoder/` and `scheduler/` (safetensors).
 """
@@ -20,7 +25,7 @@ import torch
 from diffusers import FlowMatchEulerDiscreteScheduler, UNet2DConditionModel
 from transformers import T5Config, T5EncoderModel
 
-__all__ = ["TextToFrame", "text_denoiser_for", "text_encoder_for", "word_indices"]
+__all__ = ["TextToFrame", "object_phrases", "text_denoiser_for", "text_encoder_for", "word_indices"]
 
 FOLDER = "text_to_frame"
 PAD, EMPTY = 0, 1
@@ -37,13 +42,33 @@ def word_indices(prompt: str | None, words: tuple[str, ...]) -> list[int]:
     return [index[w] for w in re.findall(r"[a-z]+|[,.]", (prompt or "").lower()) if w in index]
 
 
-def text_encoder_for(num_words: int, width: int = 64, layers: int = 2) -> T5EncoderModel:
-    """A small T5 encoder over the caption words (plus the pad and empty-prompt ids)."""
+def text_encoder_for(
+    num_words: int, width: int = 64, layers: int = 2, one_token_per_object: bool = False
+) -> T5EncoderModel:
+    """A small T5 encoder over the caption words (plus the pad and empty-prompt ids). With `one_token_per_object`,
+    each object the prompt names is read on its own and pooled into one token (saved in the encoder's config)."""
     config = T5Config(
         vocab_size=num_words + 2, d_model=width, d_kv=width // 4, d_ff=2 * width, num_layers=layers, num_heads=4,
-        pad_token_id=PAD, dropout_rate=0.0,
+        pad_token_id=PAD, dropout_rate=0.0, one_token_per_object=one_token_per_object,
     )  # fmt: skip
     return T5EncoderModel(config)
+
+
+def object_phrases(indices: list[int], words: tuple[str, ...]) -> list[list[int]]:
+    """A prompt's word indices split into one phrase per object named: every object a caption names starts with
+    "a" ("a large red ball moving right, a small blue square at rest."); the joining words and punctuation between
+    phrases are dropped. Words before the first "a" are a phrase of their own."""
+    joining = {words.index(w) for w in ("and", ",", ".") if w in words}
+    article = words.index("a") if "a" in words else None
+    phrases: list[list[int]] = []
+    for i in indices:
+        if i == article or not phrases:
+            phrases.append([])
+        phrases[-1].append(i)
+    for phrase in phrases:
+        while phrase and phrase[-1] in joining:
+            phrase.pop()
+    return [p for p in phrases if p]
 
 
 def text_denoiser_for(
@@ -105,8 +130,31 @@ class TextToFrame:
         return ids, (ids != PAD).long()
 
     def encode_prompts(self, prompts: list[str | None]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, L, width) states the denoiser attends to and their (N, L) mask: one per word, or one per object."""
+        if getattr(self.text_encoder.config, "one_token_per_object", False):
+            return self.encode_objects(prompts)
         ids, mask = self.word_ids(prompts)
         return self.text_encoder(input_ids=ids, attention_mask=mask).last_hidden_state, mask
+
+    def encode_objects(self, prompts: list[str | None]) -> tuple[torch.Tensor, torch.Tensor]:
+        """One token per object named, each phrase encoded alone and mean-pooled, so a colour cannot be read as
+        another object's (the prompt's other words cannot reach it); an empty prompt is one empty token."""
+        phrases = [object_phrases(word_indices(p, self.words)[:MAX_WORDS], self.words) or [[]] for p in prompts]
+        flat = [[2 + i for i in phrase] or [EMPTY] for rows in phrases for phrase in rows]
+        length = max(len(r) for r in flat)
+        ids = torch.tensor([r + [PAD] * (length - len(r)) for r in flat], device=self.device)
+        mask = (ids != PAD).unsqueeze(-1).float()
+        states = self.text_encoder(input_ids=ids, attention_mask=mask[..., 0].long()).last_hidden_state
+        pooled = (states * mask).sum(1) / mask.sum(1)
+        most = max(len(rows) for rows in phrases)
+        tokens = pooled.new_zeros(len(prompts), most, pooled.shape[-1])
+        token_mask = torch.zeros(len(prompts), most, dtype=torch.long, device=self.device)
+        start = 0
+        for n, rows in enumerate(phrases):
+            tokens[n, : len(rows)] = pooled[start : start + len(rows)]
+            token_mask[n, : len(rows)] = 1
+            start += len(rows)
+        return tokens, token_mask
 
     def velocity(self, sample: torch.Tensor, sigma: torch.Tensor, text: torch.Tensor, mask: torch.Tensor):
         """The flow velocity at noise level `sigma` (N,) in [0, 1] (the scheduler's timesteps are 1000 sigma)."""
