@@ -18,7 +18,7 @@ With `--prompts`, also text2world prompt following (`theworld.evaluation.world_o
 the prompt, without it, and with classifier-free guidance on it. `--picture` writes one clip side by side instead;
 `--prompts-picture` the first frames text2world makes from held-out captions. `--first-frame` measures only the
 text-to-frame model: the named objects read in text2world's drawn frame, 32 held-out captions, seeds 0 / 1, at
-guidance 2, 3 and 5 (to compare text-to-frame models quickly).
+guidance 2, 3 and 5 (to compare text-to-frame models quickly), then in each of text2world's first 4 frames.
 """
 
 import argparse
@@ -121,6 +121,18 @@ def first_frame_following(model_folder: str | None, captions: int = 32) -> None:
                     by_shapes[shapes] = (before[0] + read, before[1] + named)
     print(f"by shapes named (guidance {DEFAULT_GUIDANCE:g}, both seeds): " + ", ".join(
         f"{n}: {read / named:.1%} of {named}" for n, (read, named) in sorted(by_shapes.items())
+    ))  # fmt: skip
+    # What the transformer keeps of the drawn frame: the same objects read in each of text2world's first frames
+    frames, per_seed = 4, []
+    for seed in (0, 1):
+        counts = np.zeros((frames, 2), dtype=int)
+        for clip_seed in split_seeds("test", 16):
+            objects = simulate(clip_seed, 1).states[0]
+            made = model.predict(None, frames, prompt=caption(simulate(clip_seed, 1), 0), seed=seed, top_p=0.8)
+            counts += np.array(reading.kept_per_frame(made, [objects] * frames))
+        per_seed.append(counts[:, 0] / counts[:, 1])
+    print(f"text2world's frames 1-{frames} (16 captions, top_p 0.8), named objects read, seeds 0 / 1: " + ", ".join(
+        f"{a:.1%} / {b:.1%}" for a, b in zip(*per_seed, strict=True)
     ))  # fmt: skip
 
 

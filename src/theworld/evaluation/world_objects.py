@@ -68,18 +68,24 @@ class ObjectReading:
         self.encoder = next(m for m in world.modules() if type(m).__name__ == "WorldEncoder")
         self.reader = next(m for m in world.modules() if type(m).__name__ == "ObjectReader")
 
-    @torch.no_grad()
     def kept(self, frames: np.ndarray, states: Sequence[Sequence[ShapeState]]) -> tuple[int, int]:
         """(kept, total) over every object of every frame: read present in its colour's slot, and of its kind."""
+        per_frame = self.kept_per_frame(frames, states)
+        return sum(k for k, _ in per_frame), sum(t for _, t in per_frame)
+
+    @torch.no_grad()
+    def kept_per_frame(self, frames: np.ndarray, states: Sequence[Sequence[ShapeState]]) -> list[tuple[int, int]]:
+        """`kept` frame by frame (the frames are read together, as a video)."""
         read = self.reader.read(self.encoder.encode(to_model_range(frames)[None])[0])
-        kept = total = 0
+        counts = []
         for frame, objects in enumerate(states):
+            kept = 0
             for state in objects:
                 slot = read[frame, self.names.index(state.colour)]
                 kind = self.kinds[int(slot[4 : 4 + len(self.kinds)].argmax())]
-                total += 1
                 kept += bool(slot[0] > 0) and kind == state.kind
-        return kept, total
+            counts.append((kept, len(objects)))
+        return counts
 
 
 def prompt_following(
