@@ -127,9 +127,9 @@ def first_frame_following(model_folder: str | None, captions: int = 32) -> None:
     for seed in (0, 1):
         counts = np.zeros((frames, 2), dtype=int)
         for clip_seed in split_seeds("test", 16):
-            objects = simulate(clip_seed, 1).states[0]
-            made = model.predict(None, frames, prompt=caption(simulate(clip_seed, 1), 0), seed=seed, top_p=0.8)
-            counts += np.array(reading.kept_per_frame(made, [objects] * frames))
+            clip = simulate(clip_seed, 1)
+            made = model.predict(None, frames, prompt=caption(clip, 0), seed=seed, top_p=0.8)
+            counts += np.array(reading.kept_per_frame(made, [clip.states[0]] * frames))
         per_seed.append(counts[:, 0] / counts[:, 1])
     print(f"text2world's frames 1-{frames} (16 captions, top_p 0.8), named objects read, seeds 0 / 1: " + ", ".join(
         f"{a:.1%} / {b:.1%}" for a, b in zip(*per_seed, strict=True)
