@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 from diffusers import FlowMatchEulerDiscreteScheduler, UNet2DConditionModel
+from torch.nn.utils.rnn import pad_sequence
 from transformers import T5Config, T5EncoderModel
 
 __all__ = ["TextToFrame", "object_phrases", "text_denoiser_for", "text_encoder_for", "word_indices"]
@@ -124,7 +125,10 @@ class TextToFrame:
 
     def word_ids(self, prompts: list[str | None]) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, L) ids and attention mask: each prompt's first `MAX_WORDS` known words; none is the empty prompt."""
-        rows = [[2 + i for i in word_indices(p, self.words)[:MAX_WORDS]] or [EMPTY] for p in prompts]
+        return self._padded([[2 + i for i in word_indices(p, self.words)[:MAX_WORDS]] or [EMPTY] for p in prompts])
+
+    def _padded(self, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rows of ids right-padded into (N, L) ids and their attention mask."""
         length = max(len(r) for r in rows)
         ids = torch.tensor([r + [PAD] * (length - len(r)) for r in rows], device=self.device)
         return ids, (ids != PAD).long()
@@ -140,20 +144,13 @@ class TextToFrame:
         """One token per object named, each phrase encoded alone and mean-pooled, so a colour cannot be read as
         another object's (the prompt's other words cannot reach it); an empty prompt is one empty token."""
         phrases = [object_phrases(word_indices(p, self.words)[:MAX_WORDS], self.words) or [[]] for p in prompts]
-        flat = [[2 + i for i in phrase] or [EMPTY] for rows in phrases for phrase in rows]
-        length = max(len(r) for r in flat)
-        ids = torch.tensor([r + [PAD] * (length - len(r)) for r in flat], device=self.device)
-        mask = (ids != PAD).unsqueeze(-1).float()
-        states = self.text_encoder(input_ids=ids, attention_mask=mask[..., 0].long()).last_hidden_state
-        pooled = (states * mask).sum(1) / mask.sum(1)
-        most = max(len(rows) for rows in phrases)
-        tokens = pooled.new_zeros(len(prompts), most, pooled.shape[-1])
-        token_mask = torch.zeros(len(prompts), most, dtype=torch.long, device=self.device)
-        start = 0
-        for n, rows in enumerate(phrases):
-            tokens[n, : len(rows)] = pooled[start : start + len(rows)]
-            token_mask[n, : len(rows)] = 1
-            start += len(rows)
+        ids, mask = self._padded([[2 + i for i in phrase] or [EMPTY] for rows in phrases for phrase in rows])
+        states = self.text_encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+        weights = mask.unsqueeze(-1).to(states.dtype)
+        pooled = (states * weights).sum(1) / weights.sum(1)
+        counts = [len(rows) for rows in phrases]  # each prompt's phrases, then padded to the most any prompt has
+        tokens = pad_sequence(pooled.split(counts), batch_first=True)
+        token_mask = pad_sequence([mask.new_ones(n) for n in counts], batch_first=True)
         return tokens, token_mask
 
     def velocity(self, sample: torch.Tensor, sigma: torch.Tensor, text: torch.Tensor, mask: torch.Tensor):
