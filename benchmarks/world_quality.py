@@ -47,7 +47,7 @@ DECODINGS = {
 }
 
 
-def _share(counts: list[tuple[int, int]]) -> float:
+def _share(counts: list[tuple[int, int]] | np.ndarray) -> float:
     return sum(k for k, _ in counts) / max(sum(t for _, t in counts), 1)
 
 
@@ -104,36 +104,28 @@ def report(model_folder: str | None, clips: int, frames: int, prompts: bool = Fa
 
 def first_frame_following(model_folder: str | None, captions: int = 32) -> None:
     model, reading = AutoregressiveWorldModel.from_pretrained(model_folder or shipped_checkpoint()), ObjectReading()
-    by_shapes: dict[int, tuple[int, int]] = {}  # shapes named -> (read, named), both seeds, default guidance
     for guidance in (2.0, 3.0, 5.0):
         counts = [
             prompt_following_by_shapes(model, reading, captions, 1, s, top_p=0.8, guidance=guidance) for s in (0, 1)
         ]
-        shares = [{key: _share(list(by.values())) for key, by in seed.items()} for seed in counts]
         print(
-            f"text2world's drawn frame, guidance {guidance:g}, named objects read, seeds 0 / 1: "
-            + ", ".join(f"{key} {shares[0][key]:.1%} / {shares[1][key]:.1%}" for key in shares[0])
-        )
+            f"text2world's drawn frame, guidance {guidance:g}, named objects read, seeds 0 / 1: " + ", ".join(
+                f"{key} {_share(sum(counts[0][key].values())):.1%} / {_share(sum(counts[1][key].values())):.1%}"
+                for key in counts[0]
+            )
+        )  # fmt: skip
         if guidance == DEFAULT_GUIDANCE:
-            for seed in counts:
-                for shapes, (read, named) in seed["prompt"].items():
-                    before = by_shapes.get(shapes, (0, 0))
-                    by_shapes[shapes] = (before[0] + read, before[1] + named)
-    print(f"by shapes named (guidance {DEFAULT_GUIDANCE:g}, both seeds): " + ", ".join(
-        f"{n}: {read / named:.1%} of {named}" for n, (read, named) in sorted(by_shapes.items())
-    ))  # fmt: skip
-    # What the transformer keeps of the drawn frame: the same objects read in each of text2world's first frames
-    frames, per_seed = 4, []
-    for seed in (0, 1):
-        counts = np.zeros((frames, 2), dtype=int)
-        for clip_seed in split_seeds("test", 16):
-            clip = simulate(clip_seed, 1)
-            made = model.predict(None, frames, prompt=caption(clip, 0), seed=seed, top_p=0.8)
-            counts += np.array(reading.kept_per_frame(made, [clip.states[0]] * frames))
-        per_seed.append(counts[:, 0] / counts[:, 1])
-    print(f"text2world's frames 1-{frames} (16 captions, top_p 0.8), named objects read, seeds 0 / 1: " + ", ".join(
-        f"{a:.1%} / {b:.1%}" for a, b in zip(*per_seed, strict=True)
-    ))  # fmt: skip
+            by_shapes = {n: sum(seed["prompt"][n] for seed in counts) for n in sorted(counts[0]["prompt"])}
+            print(f"by shapes named (guidance {guidance:g}, both seeds): " + ", ".join(
+                f"{n}: {_share(c):.1%} of {c[:, 1].sum()}" for n, c in by_shapes.items()
+            ))  # fmt: skip
+    # What the transformer keeps of the drawn frame: the same objects read in each of text2world's first 4 frames
+    per_frame = [prompt_following_by_shapes(model, reading, 16, 4, s, top_p=0.8) for s in (0, 1)]
+    for key in per_frame[0]:
+        by_frame = [sum(seed[key].values()) for seed in per_frame]  # (4, 2) counts per seed
+        print(f"text2world's frames 1-4 (16 captions, top_p 0.8), {key}, named objects read, seeds 0 / 1: " + ", ".join(
+            f"{_share(a[None]):.1%} / {_share(b[None]):.1%}" for a, b in zip(*by_frame, strict=True)
+        ))  # fmt: skip
 
 
 def side_by_side(model_folder: str | None, path: str, frames: int = 8, clip_index: int = 0) -> None:

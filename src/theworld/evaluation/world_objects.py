@@ -96,21 +96,20 @@ def prompt_following(
     prompt is left out (what the model makes anyway: a random scene from a text-to-frame model, else whatever the
     transformer draws from nothing). `decoding` goes to `model.predict` (top_p, temperature, guidance...)."""
     counts = prompt_following_by_shapes(model, reading, clips, frames, seed, **decoding)
-    return {key: sum(k for k, _ in by.values()) / sum(t for _, t in by.values()) for key, by in counts.items()}
+    return {key: float(np.divide(*sum(by.values()).sum(0))) for key, by in counts.items()}
 
 
 def prompt_following_by_shapes(
     model, reading: ObjectReading, clips: int = 16, frames: int = 2, seed: int = 0, **decoding
-) -> dict[str, dict[int, tuple[int, int]]]:
-    """`prompt_following`'s counts, split by how many shapes the caption names: {"prompt" | "no prompt":
-    {shapes named: (objects read, objects named)}}."""
-    named: dict[str, dict[int, tuple[int, int]]] = {"prompt": {}, "no prompt": {}}
+) -> dict[str, dict[int, np.ndarray]]:
+    """`prompt_following`'s counts, split by how many shapes the caption names and by frame: {"prompt" | "no
+    prompt": {shapes named: (frames, 2) array of (objects read, objects named) in each generated frame}}."""
+    named: dict[str, dict[int, np.ndarray]] = {"prompt": {}, "no prompt": {}}
     for clip_seed in split_seeds("test", clips):
         clip = simulate(clip_seed, 1)
         prompt, shapes = caption(clip, 0), len(clip.states[0])
         for key, text in (("prompt", prompt), ("no prompt", None)):
             made = model.predict(None, frames, prompt=text, seed=seed, **decoding)
-            k, t = reading.kept(made, [clip.states[0]] * frames)
-            read, total = named[key].get(shapes, (0, 0))
-            named[key][shapes] = (read + k, total + t)
+            counts = np.array(reading.kept_per_frame(made, [clip.states[0]] * frames))
+            named[key][shapes] = named[key].get(shapes, 0) + counts
     return named
