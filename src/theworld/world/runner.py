@@ -90,11 +90,14 @@ def gather_results(results: list[SampleResult]) -> list[SampleResult]:
 
 
 def finish_distributed(info: DistInfo) -> None:
-    """Leave the process group cleanly: a rank that exits inside it aborts."""
+    """Leave the process group cleanly: a rank that exits inside it aborts, and so can one that tears it down while
+    another still talks to it, so every rank waits for the others first."""
     if info.distributed:
         from accelerate import PartialState
 
-        PartialState().destroy_process_group()
+        state = PartialState()
+        state.wait_for_everyone()
+        state.destroy_process_group()
 
 
 def _peak_memory_mb(device: str) -> dict[str, float]:
