@@ -36,7 +36,8 @@ class TextToFrameSettings:
     # not between a clip's frames
     num_clips: int = 7200
     clip_frames: int = 2
-    steps: int = 4000
+    # Long enough that how well the drawn frame follows its prompt does not hang on the training seed
+    steps: int = 8000
     batch: int = 32
     lr: float = 1e-3
     prompt_dropout: float = 0.1  # share of training frames seen without their caption
