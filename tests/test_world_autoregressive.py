@@ -63,10 +63,12 @@ def test_tokenizer_round_trip_shapes_and_codes_in_range():
     assert torch.equal(tokenizer.fsq.quantized_from_codes(tokenizer.fsq.codes_from_quantized(q)), q)
 
 
-def test_training_smoke_run_saves_and_loads_back(tmp_path):
+@pytest.mark.parametrize("channels,grid", [((16, 32, 64), 8), ((16, 32), 16)])
+def test_training_smoke_run_saves_and_loads_back(tmp_path, channels, grid):
     config = WorldARSettings(
-        num_clips=2, tokenizer_steps=2, tokenizer_batch=4, transformer_steps=2, transformer_batch=2, hidden=32, layers=1
-    )
+        num_clips=2, tokenizer_steps=2, tokenizer_batch=4, transformer_steps=2, transformer_batch=2, hidden=32,
+        layers=1, tokenizer_channels=channels, context_frames=3,
+    )  # fmt: skip
     folder = tmp_path / "ar"
     train_world_ar(folder, config)
     assert sorted(p.name for p in folder.iterdir()) == ["tokenizer", "transformer", "world_model.json"]
@@ -75,6 +77,8 @@ def test_training_smoke_run_saves_and_loads_back(tmp_path):
     video = load_backend(str(folder)).generate(request("image2world", simulate(0, 1).frames, num_output_frames=3))
     assert video.shape == (3, 64, 64, 3) and video.dtype == np.uint8
     assert model.layout.vocab_size == model.transformer.config.vocab_size
+    assert model.layout.tokens_per_frame == grid * grid and model.layout.context_frames == 3  # the code grid asked for
+    assert model.encode(simulate(0, 2).frames).shape == (2, grid, grid)
 
 
 @pytest.mark.parametrize("kind,given,frames", [("text2world", 0, 4), ("image2world", 1, 5), ("video2world", 3, 6)])

@@ -58,6 +58,8 @@ class WorldARSettings:
     transformer_steps: int = 4000
     transformer_batch: int = 8
     transformer_lr: float = 3e-3
+    # Widths after each halving of the frame: three halvings give an 8x8 code grid on 64-pixel frames, two a 16x16.
+    tokenizer_channels: tuple[int, ...] = (16, 32, 64)
     text_probability: float = 0.5  # share of training windows that start with their caption
     # A second pass (its own seeded data order, so it continues a saved model exactly as it continues in memory):
     # `refine_steps` more updates at `refine_lr`, where `refine_text_share` of the windows are a caption and the
@@ -130,7 +132,7 @@ def require_autoregressive_model(folder: Path) -> None:
 
 def _train_tokenizer(frames: torch.Tensor, settings: WorldARSettings) -> tuple[VideoTokenizer, float]:
     """Reconstruction on frames (N, 3, H, W) in [-1, 1]; shape pixels weigh 20x the background."""
-    tokenizer = VideoTokenizer()
+    tokenizer = VideoTokenizer(channels=settings.tokenizer_channels)
     background = torch.tensor(BACKGROUND / 127.5 - 1, dtype=torch.float32).view(1, 3, 1, 1)
     generator = torch.Generator().manual_seed(settings.seed)
 
