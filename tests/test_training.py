@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 
+import numpy as np
 import pytest
 import torch
 from support import HAS_ESPEAK
@@ -15,9 +16,11 @@ from theworld.evaluation.world_data import simulate_clips
 from theworld.evaluation.world_parts import reconstruction_psnr
 from theworld.media import to_model_range
 from theworld.omni.talker import Speaker
+from theworld.toyworld import render_frame, simulate
 from theworld.training.orchestration import train_all
 from theworld.training.recipe import CHECKPOINT_STAGES, run_stage
 from theworld.training.settings import SETTINGS
+from theworld.training.vae import _trail_weight
 
 
 @pytest.fixture(scope="module")
@@ -184,6 +187,20 @@ def test_the_vae_stage_records_latent_statistics(smoke_checkpoint):
     assert stds != [1.0] * len(stds), "the statistics of the trained VAE replace the placeholders"
 
 
+@pytest.mark.parametrize("seed", [20_000_000, 20_000_001, 20_000_002])
+def test_the_vae_loss_weights_exactly_the_motion_trails(seed):
+    """The trail weight lands on the pixels only a ghost covers (frames t-1, t-2), never on a shape or the floor."""
+    clip = simulate(seed)
+    frames = to_model_range(clip.frames)
+    weights = _trail_weight(frames, 7.0)
+    size = clip.frames.shape[1]
+    for t in range(2, len(clip.states)):
+        without_trails = render_frame(clip.states[t], (), size)
+        ghosts = (clip.frames[t] != without_trails).any(axis=-1)
+        assert ghosts.any()
+        assert torch.equal(weights[t, 0], torch.from_numpy(np.where(ghosts, 7.0, 1.0)).float())
+
+
 @pytest.mark.slow
 def test_the_recipe_is_reproducible(tmp_path):
     first = run_stage("vae", tmp_path / "a", SETTINGS["smoke"])
@@ -199,6 +216,10 @@ def test_train_cli_rejects_bad_input(tmp_path):
     assert result.exit_code == 2 and "run `theworld train vae`" in result.output
     result = runner.invoke(app, ["train", "all", "--settings", "huge"])
     assert result.exit_code == 2 and "Unknown settings" in result.output
+    result = runner.invoke(app, ["train", "vae", "--vae-trail-weight", "0.5", "--output-dir", str(tmp_path / "y")])
+    assert result.exit_code == 2 and "--vae-trail-weight" in result.output and not (tmp_path / "y").exists()
+    result = runner.invoke(app, ["train", "language", "--vae-trail-weight", "5", "--output-dir", str(tmp_path / "z")])
+    assert result.exit_code == 2 and "--vae-trail-weight does not apply" in result.output
 
 
 @pytest.mark.slow

@@ -32,6 +32,9 @@ def train(
         help="Override the model's world steps (4): 0 gives the baseline with world tokens of the current frame "
         "only, no imagination (the dynamics stage trains nothing).",
     ),
+    vae_trail_weight: float | None = typer.Option(
+        None, min=1.0, help="Override how many times more the VAE's loss counts the faded motion trails."
+    ),
     objects_steps: int | None = typer.Option(
         None, min=0, help="Override the objects stage's detector steps (0: train only the fact heads)."
     ),
@@ -87,6 +90,7 @@ def train(
         "seed": seed,
         "world": world,
         "world_steps": world_steps,
+        "vae_trail_weight": vae_trail_weight,
         "objects_steps": objects_steps,
         "language_steps": language_steps,
         "language_clips": language_clips,
@@ -110,6 +114,8 @@ def train(
             f"--world/--no-world and --world-steps shape the model the first stage makes: use them with `all` or "
             f"`vae`, not `{stage}`"
         )
+    if stage not in ("all", "vae") and vae_trail_weight is not None:
+        fail(f"--vae-trail-weight does not apply to the {stage} stage; use it with `all` or `vae`")
     if world is False and world_steps is not None:
         fail("--world-steps needs the world; leave out --no-world or --world-steps")
     chosen = replace(named[settings], **given)

@@ -20,6 +20,8 @@ class RecipeSettings:
     vae_clips: int = 400
     vae_steps: int = 1000
     vae_batch_size: int = 16
+    # How many times more the VAE's loss counts the faded motion trails' pixels than the shapes' (1: the same).
+    vae_trail_weight: float = 1.0
     dynamics_clips: int = 800
     dynamics_steps: int = 1000
     dynamics_batch_size: int = 32

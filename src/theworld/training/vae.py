@@ -3,9 +3,16 @@
 import torch
 from diffusers import AutoencoderKLWan
 
+from theworld.toyworld import COLOURS, floor_y
+from theworld.toyworld.render import BACKGROUND, TRAIL_ALPHAS
 from theworld.training.loop import optimize
 
 __all__ = ["latent_statistics", "train_vae"]
+
+# In [-1, 1] units: halfway between the strongest ghost's largest difference from the background and the weakest
+# full colour's, so that every ghost pixel is below it and every shape pixel above.
+_COLOUR_REACH = [max(abs(c - b) for c, b in zip(rgb, BACKGROUND, strict=True)) / 127.5 for rgb in COLOURS.values()]
+TRAIL_LIMIT = (max(TRAIL_ALPHAS) * max(_COLOUR_REACH) + min(_COLOUR_REACH)) / 2
 
 
 def train_vae(
@@ -16,12 +23,15 @@ def train_vae(
     lr: float = 2e-3,
     kl_weight: float = 1e-6,
     foreground_weight: float = 10.0,
+    trail_weight: float = 1.0,
     seed: int = 0,
 ) -> float:
     """Fit `vae` to reconstruct `frames` (N, 3, H, W) in [-1, 1]; returns the last reconstruction MSE.
 
     Pixels that differ from the frame's background count `foreground_weight` times: ToyWorld's shapes cover a
-    few percent of a frame, and a plain MSE learns the background first and blurs the shapes' colours."""
+    few percent of a frame, and a plain MSE learns the background first and blurs the shapes' colours. The faded
+    motion trails count `trail_weight` times more again: they are all a single frame shows of a shape's velocity,
+    and being faint they cost little error when blurred away."""
     generator = torch.Generator().manual_seed(seed)
 
     def step_loss() -> tuple[torch.Tensor, float]:
@@ -29,7 +39,8 @@ def train_vae(
         posterior = vae.encode(batch).latent_dist
         # The mean, not a sample, goes to the decoder: the world encoder reads the mean at inference too.
         squared_error = (vae.decode(posterior.mean).sample - batch).pow(2)
-        weighted = (squared_error * _foreground_weight(batch, foreground_weight)).mean()
+        weights = _foreground_weight(batch, foreground_weight) * _trail_weight(batch, trail_weight)
+        weighted = (squared_error * weights).mean()
         return weighted + kl_weight * posterior.kl().mean(), squared_error.mean().item()
 
     vae.train()
@@ -43,6 +54,16 @@ def _foreground_weight(batch: torch.Tensor, weight: float) -> torch.Tensor:
     background = batch[..., :1, :1]
     is_foreground = (batch - background).abs().amax(dim=1, keepdim=True) > 0.05
     return 1.0 + (weight - 1.0) * is_foreground.float()
+
+
+def _trail_weight(batch: torch.Tensor, weight: float) -> torch.Tensor:
+    """`weight` on the pixels of a frame's faded trails, 1 elsewhere. A trail pixel differs from the background by
+    less than any shape's full colour does (ToyWorld blends ghosts at most half way), and lies above the floor."""
+    background = batch[..., :1, :1]
+    difference = (batch - background).abs().amax(dim=1, keepdim=True)
+    is_trail = (difference > 0.05) & (difference < TRAIL_LIMIT)
+    is_trail[..., int(floor_y(batch.shape[-1])) :, :] = False
+    return 1.0 + (weight - 1.0) * is_trail.float()
 
 
 @torch.no_grad()

@@ -25,7 +25,14 @@ def vae(context: StageContext) -> dict:
         return {"vae_skipped": "no world"}
     frames = to_model_range(simulate_clips("train", settings.vae_clips)).flatten(0, 1)
     autoencoder = model.world_encoder.vae
-    mse = train_vae(autoencoder, frames, settings.vae_steps, settings.vae_batch_size, seed=settings.seed)
+    mse = train_vae(
+        autoencoder,
+        frames,
+        settings.vae_steps,
+        settings.vae_batch_size,
+        trail_weight=settings.vae_trail_weight,
+        seed=settings.seed,
+    )
     mean, std = latent_statistics(autoencoder, frames)
     # The statistics normalise the latents the dynamics and the projector see; they live in the VAE config.
     model.config.world_encoder_config = {**model.config.world_encoder_config, "latents_mean": mean, "latents_std": std}
