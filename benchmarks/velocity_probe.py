@@ -7,8 +7,9 @@ true position (a 7x7-cell crop), trained on `--clips` training clips and measure
 ones; `--pixels` also reads it from the same window of the frame itself (the ceiling of any encoder, for this
 probe). Prints the velocity error (px / frame), the correlation of the read speed with the true one, and how often
 the read speeds answer ToyWorld's "which will move faster" (the question generator's cases: one shape at least
-20% faster, over the next 1-4 frames). One frame shows velocity only through its faded motion trails, so this is
-what the object reader, and the language model after it, can at best know about speed.
+20% faster, over the next 1-4 frames); the first row answers with the simulator's true current speeds. One frame
+shows velocity only through its faded motion trails, so this is what the object reader, and the language model
+after it, can at best know about speed.
 """
 
 import argparse
@@ -101,6 +102,13 @@ def main() -> None:
     args = parser.parse_args()
     print("| read from | velocity error (px / frame) | speed correlation | which moves faster, from the read speeds |")
     print("| --- | --- | --- | --- |")
+    truth = {
+        (seed, t, j): shape.speed
+        for seed in split_seeds("val", args.clips // 4)
+        for t, shapes in enumerate(simulate(seed).states)
+        for j, shape in enumerate(shapes)
+    }
+    print(f"| the simulator's current speeds | 0 | 1 | {faster_answered(truth, args.clips // 4) * 100:.1f}% |")
     if args.pixels:
         probe("pixels", lambda frames: frames, 1, args.clips, scale=4)
     for model in args.model or [str(DEFAULT_MODEL)]:
