@@ -3,6 +3,7 @@
 import json
 import os
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from theworld.evaluation.world_parts import reconstruction_psnr
 from theworld.media import to_model_range
 from theworld.omni.talker import Speaker
 from theworld.toyworld import render_frame, simulate
+from theworld.training.checkpoint_stage import new_model
 from theworld.training.orchestration import train_all
 from theworld.training.recipe import CHECKPOINT_STAGES, run_stage
 from theworld.training.settings import SETTINGS
@@ -75,7 +77,6 @@ def test_the_speech_stages_give_ears_and_a_voice_that_later_stages_keep(smoke_ch
 def test_fresh_ears_train_a_new_ear_whatever_the_old_one_heard(smoke_checkpoint, tmp_path):
     """`train hearing --fresh-ears` starts the ear from scratch: two checkpoints that differ only in their old
     ear come out with the same new one; without it, each continues its own."""
-    from dataclasses import replace
 
     from safetensors.torch import load_file, save_file
 
@@ -124,7 +125,6 @@ def test_train_all_with_two_jobs_builds_what_the_stages_build_one_by_one(smoke_c
 @pytest.mark.slow
 @pytest.mark.needs_espeak
 def test_a_failing_second_process_keeps_the_world_stages(tmp_path):
-    from dataclasses import replace
 
     broken = replace(SETTINGS["smoke"], ears_batch_size=0)  # the second process cannot train the ear
     with pytest.raises(RuntimeError, match="second process .* failed.*train hearing"):
@@ -201,6 +201,21 @@ def test_the_vae_loss_weights_exactly_the_motion_trails(seed):
         assert torch.equal(weights[t, 0], torch.from_numpy(np.where(ghosts, 7.0, 1.0)).float())
 
 
+def test_vae_init_diffusers_starts_the_vae_from_its_own_initialisation():
+    """`--vae-init diffusers` trains the VAE from what diffusers gives it (PyTorch's defaults: uniform within
+    1/sqrt(fan_in), biases too), not the language model's normal(0, 0.02) and zero biases; nothing else changes."""
+    gemma, _ = new_model(SETTINGS["smoke"])
+    diffusers, _ = new_model(replace(SETTINGS["smoke"], vae_init="diffusers"))
+    convolutions = [m for m in diffusers.world_encoder.vae.modules() if isinstance(m, torch.nn.modules.conv._ConvNd)]
+    assert convolutions and all(m.bias.abs().sum() > 0 for m in convolutions)
+    first = diffusers.world_encoder.vae.encoder.conv_in.weight
+    bound = first[0].numel() ** -0.5
+    assert first.abs().max() <= bound and first.std() > 0.8 * bound / 3**0.5
+    assert not gemma.world_encoder.vae.encoder.conv_in.bias.any()
+    others = {name: tensor for name, tensor in gemma.state_dict().items() if not name.startswith("world_encoder.vae.")}
+    assert all(torch.equal(diffusers.state_dict()[name], tensor) for name, tensor in others.items())
+
+
 @pytest.mark.slow
 def test_the_recipe_is_reproducible(tmp_path):
     first = run_stage("vae", tmp_path / "a", SETTINGS["smoke"])
@@ -220,12 +235,13 @@ def test_train_cli_rejects_bad_input(tmp_path):
     assert result.exit_code == 2 and "--vae-trail-weight" in result.output and not (tmp_path / "y").exists()
     result = runner.invoke(app, ["train", "language", "--vae-trail-weight", "5", "--output-dir", str(tmp_path / "z")])
     assert result.exit_code == 2 and "--vae-trail-weight does not apply" in result.output
+    result = runner.invoke(app, ["train", "vae", "--vae-init", "xavier", "--output-dir", str(tmp_path / "w")])
+    assert result.exit_code == 2 and "Unknown --vae-init 'xavier'" in result.output and not (tmp_path / "w").exists()
 
 
 @pytest.mark.slow
 @pytest.mark.needs_espeak
 def test_a_failing_closing_measurement_does_not_lose_the_training(smoke_checkpoint, monkeypatch):
-    from dataclasses import replace
 
     from theworld.evaluation import speech
 

@@ -35,6 +35,9 @@ def train(
     vae_trail_weight: float | None = typer.Option(
         None, min=1.0, help="Override how many times more the VAE's loss counts the faded motion trails."
     ),
+    vae_init: str | None = typer.Option(
+        None, help="Override where the VAE's training starts: gemma (as the shipped model) or diffusers (its own)."
+    ),
     objects_steps: int | None = typer.Option(
         None, min=0, help="Override the objects stage's detector steps (0: train only the fact heads)."
     ),
@@ -91,6 +94,7 @@ def train(
         "world": world,
         "world_steps": world_steps,
         "vae_trail_weight": vae_trail_weight,
+        "vae_init": vae_init,
         "objects_steps": objects_steps,
         "language_steps": language_steps,
         "language_clips": language_clips,
@@ -114,8 +118,11 @@ def train(
             f"--world/--no-world and --world-steps shape the model the first stage makes: use them with `all` or "
             f"`vae`, not `{stage}`"
         )
-    if stage not in ("all", "vae") and vae_trail_weight is not None:
-        fail(f"--vae-trail-weight does not apply to the {stage} stage; use it with `all` or `vae`")
+    for name, value in (("--vae-trail-weight", vae_trail_weight), ("--vae-init", vae_init)):
+        if stage not in ("all", "vae") and value is not None:
+            fail(f"{name} does not apply to the {stage} stage; use it with `all` or `vae`")
+    if vae_init not in (None, "gemma", "diffusers"):
+        fail(f"Unknown --vae-init {vae_init!r}; choose gemma or diffusers")
     if world is False and world_steps is not None:
         fail("--world-steps needs the world; leave out --no-world or --world-steps")
     chosen = replace(named[settings], **given)

@@ -27,6 +27,14 @@ class WorldEncoder(nn.Module):
         self.register_buffer("latents_mean", _channel_stat(mean, channels, 0.0), persistent=True)
         self.register_buffer("latents_std", _channel_stat(std, channels, 1.0), persistent=True)
 
+    def reset_vae_parameters(self) -> None:
+        """Give the VAE the initialisation it has when diffusers builds it (each layer's own `reset_parameters`),
+        instead of the language model's small normal one that `post_init` applies to every module, from which the
+        VAE trains to blurrier frames that keep less of the shapes' motion trails."""
+        for module in self.vae.modules():
+            if hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+
     def restore_derived_buffers(self) -> None:
         """Recompute the VAE's non-persistent buffers (Cosmos' Haar wavelet filters): checkpoints do not hold
         them, and transformers' meta-device loading leaves them uninitialised."""

@@ -51,6 +51,10 @@ def new_model(settings: RecipeSettings) -> tuple[TheWorld, object]:
     config = config_from_name(settings.preset, processor.tokenizer, **world)
     torch.manual_seed(settings.seed)
     model = TheWorld(config)
+    if settings.vae_init not in ("gemma", "diffusers"):
+        raise ValueError(f"Unknown vae_init {settings.vae_init!r}; choose gemma or diffusers")
+    if settings.vae_init == "diffusers" and model.config.enable_world:
+        model.world_encoder.reset_vae_parameters()
     end_of_turn = processor.tokenizer.convert_tokens_to_ids("<end_of_turn>")
     model.generation_config.eos_token_id = [processor.tokenizer.eos_token_id, end_of_turn]
     model.generation_config.pad_token_id = processor.tokenizer.pad_token_id

@@ -20,8 +20,13 @@ class RecipeSettings:
     vae_clips: int = 400
     vae_steps: int = 1000
     vae_batch_size: int = 16
-    # How many times more the VAE's loss counts the faded motion trails' pixels than the shapes' (1: the same).
+    # How many times more the VAE's loss counts the faded motion trails' pixels than the shapes' (1: the same); one
+    # frame shows a shape's velocity only through them.
     vae_trail_weight: float = 1.0
+    # Where the VAE's training starts: "gemma" is the language model's initialisation, which `TheWorld(config)`
+    # applies to every module (how the shipped model was built); "diffusers" is the VAE's own, from which it learns
+    # sharper frames that keep more of the trails (docs/results.md, "Speed in the latents").
+    vae_init: str = "gemma"
     dynamics_clips: int = 800
     dynamics_steps: int = 1000
     dynamics_batch_size: int = 32
