@@ -22,7 +22,7 @@ from theworld.training.checkpoint_stage import new_model
 from theworld.training.orchestration import train_all
 from theworld.training.recipe import CHECKPOINT_STAGES, run_stage
 from theworld.training.settings import SETTINGS
-from theworld.training.vae import _trail_weight
+from theworld.training.vae import _pixel_weights
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +125,6 @@ def test_train_all_with_two_jobs_builds_what_the_stages_build_one_by_one(smoke_c
 @pytest.mark.slow
 @pytest.mark.needs_espeak
 def test_a_failing_second_process_keeps_the_world_stages(tmp_path):
-
     broken = replace(SETTINGS["smoke"], ears_batch_size=0)  # the second process cannot train the ear
     with pytest.raises(RuntimeError, match="second process .* failed.*train hearing"):
         train_all(tmp_path / "tiny", broken, jobs=2)
@@ -192,7 +191,7 @@ def test_the_vae_loss_weights_exactly_the_motion_trails(seed):
     """The trail weight lands on the pixels only a ghost covers (frames t-1, t-2), never on a shape or the floor."""
     clip = simulate(seed)
     frames = to_model_range(clip.frames)
-    weights = _trail_weight(frames, 7.0)
+    weights = _pixel_weights(frames, 1.0, 7.0)  # the trails alone
     size = clip.frames.shape[1]
     for t in range(2, len(clip.states)):
         without_trails = render_frame(clip.states[t], (), size)
@@ -242,7 +241,6 @@ def test_train_cli_rejects_bad_input(tmp_path):
 @pytest.mark.slow
 @pytest.mark.needs_espeak
 def test_a_failing_closing_measurement_does_not_lose_the_training(smoke_checkpoint, monkeypatch):
-
     from theworld.evaluation import speech
 
     folder, _ = smoke_checkpoint

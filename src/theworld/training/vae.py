@@ -39,8 +39,7 @@ def train_vae(
         posterior = vae.encode(batch).latent_dist
         # The mean, not a sample, goes to the decoder: the world encoder reads the mean at inference too.
         squared_error = (vae.decode(posterior.mean).sample - batch).pow(2)
-        weights = _foreground_weight(batch, foreground_weight) * _trail_weight(batch, trail_weight)
-        weighted = (squared_error * weights).mean()
+        weighted = (squared_error * _pixel_weights(batch, foreground_weight, trail_weight)).mean()
         return weighted + kl_weight * posterior.kl().mean(), squared_error.mean().item()
 
     vae.train()
@@ -49,21 +48,15 @@ def train_vae(
     return mse
 
 
-def _foreground_weight(batch: torch.Tensor, weight: float) -> torch.Tensor:
-    """1 on background pixels (the colour of the top-left corner), `weight` elsewhere."""
-    background = batch[..., :1, :1]
-    is_foreground = (batch - background).abs().amax(dim=1, keepdim=True) > 0.05
-    return 1.0 + (weight - 1.0) * is_foreground.float()
-
-
-def _trail_weight(batch: torch.Tensor, weight: float) -> torch.Tensor:
-    """`weight` on the pixels of a frame's faded trails, 1 elsewhere. A trail pixel differs from the background by
-    less than any shape's full colour does (ToyWorld blends ghosts at most half way), and lies above the floor."""
-    background = batch[..., :1, :1]
-    difference = (batch - background).abs().amax(dim=1, keepdim=True)
-    is_trail = (difference > 0.05) & (difference < TRAIL_LIMIT)
+def _pixel_weights(batch: torch.Tensor, foreground_weight: float, trail_weight: float) -> torch.Tensor:
+    """1 on background pixels (the colour of the top-left corner), `foreground_weight` elsewhere, times
+    `trail_weight` on the pixels of a frame's faded trails. A trail pixel differs from the background by less than
+    any shape's full colour does (ToyWorld blends ghosts at most half way), and lies above the floor."""
+    difference = (batch - batch[..., :1, :1]).abs().amax(dim=1, keepdim=True)
+    is_foreground = difference > 0.05
+    is_trail = is_foreground & (difference < TRAIL_LIMIT)
     is_trail[..., int(floor_y(batch.shape[-1])) :, :] = False
-    return 1.0 + (weight - 1.0) * is_trail.float()
+    return (1.0 + (foreground_weight - 1.0) * is_foreground.float()) * (1.0 + (trail_weight - 1.0) * is_trail.float())
 
 
 @torch.no_grad()
