@@ -13,20 +13,23 @@ after it, can at best know about speed.
 """
 
 import argparse
-from itertools import permutations
+from itertools import combinations
 
 import numpy as np
 import torch
 from torch import nn
 
 from theworld import DEFAULT_MODEL, TheWorld
+from theworld.evaluation.world_data import fact_targets
 from theworld.media import to_model_range
-from theworld.toyworld import simulate, split_seeds
+from theworld.modeling.object_reader import pair_fact_names
+from theworld.toyworld import COLOURS, simulate, split_seeds
 from theworld.toyworld.dataset import GHOSTS
-from theworld.toyworld.language import MAX_STEPS, MIN_SPEED_RATIO
+from theworld.toyworld.language import MAX_STEPS
 
 CELLS = 3  # crop half-width in latent cells
 STEPS = 4000
+FASTER_COLUMNS = [pair_fact_names(MAX_STEPS).index(f"faster_{k}") for k in range(1, MAX_STEPS + 1)]
 
 
 def encoder_of(model: str):
@@ -55,18 +58,20 @@ def crops(encode, factor: int, split: str, clips: int, scale: int) -> tuple[torc
 
 
 def faster_answered(read_speed: dict, clips: int) -> float:
-    """The share of held-out "which will move faster" cases whose faster shape also reads faster now."""
+    """The share of held-out "which will move faster" cases (those the fact heads are trained on, `fact_targets`)
+    whose faster shape also reads faster now."""
+    names = list(COLOURS)
     right = []
     for seed in split_seeds("val", clips):
         clip = simulate(seed)
         for t in range(GHOSTS, len(clip.states) - MAX_STEPS):
-            for k in range(1, MAX_STEPS + 1):
-                future = clip.states[t + 1 : t + k + 1]
-                speeds = [np.mean([frame[j].speed for frame in future]) for j in range(len(clip.states[t]))]
-                for i, j in permutations(range(len(speeds)), 2):
-                    if i < j and max(speeds[i], speeds[j]) >= MIN_SPEED_RATIO * min(speeds[i], speeds[j]):
+            _, _, pairs, clear = fact_targets(clip, t, names, MAX_STEPS)
+            slot_of = [names.index(shape.colour) for shape in clip.states[t]]
+            for i, j in combinations(range(len(slot_of)), 2):
+                for column in FASTER_COLUMNS:
+                    if clear[slot_of[i], slot_of[j], column]:
                         read_faster = read_speed[seed, t, i] > read_speed[seed, t, j]
-                        right.append(read_faster == (speeds[i] > speeds[j]))
+                        right.append(read_faster == bool(pairs[slot_of[i], slot_of[j], column]))
     return float(np.mean(right))
 
 
