@@ -9,11 +9,12 @@ from support import chat_inputs, make_image, object_reader_model, randomise
 
 from theworld.evaluation.world_data import fact_targets
 from theworld.modeling.modeling_theworld import TheWorld
-from theworld.modeling.object_reader import object_fact_names, pair_fact_names
+from theworld.modeling.object_reader import QUESTION_WORDS, _words_before, object_fact_names, pair_fact_names
 from theworld.modeling.presets import config_from_name, resolve_world_objects
 from theworld.toyworld import simulate
 from theworld.toyworld.language import MAX_STEPS, QUADRANTS, questions
 from theworld.toyworld.physics import COLOURS, KINDS
+from theworld.training.language_stage import ask_facts
 
 NAMES = ["red", "green"]
 # The test tokenizer (300 pieces) has few whole words: any single-token words serve as kind names here.
@@ -108,6 +109,101 @@ def test_pair_facts_join_the_relation_of_the_named_pair(facts_model):
         torch.testing.assert_close(reader.embed_mentions(courses[1:], None), alone)  # no pair, no pair facts
         reader.pair_fact_embedding.weight.div_(2)
     assert not torch.allclose(before, after)
+
+
+@pytest.fixture(scope="module")
+def asking_model(processor):
+    objects = {"names": NAMES, "num_kinds": len(KIND_WORDS), "kinds": KIND_WORDS, "hidden_size": 16}
+    return object_reader_model(processor, dict(objects, asked_facts=True))
+
+
+def _added_at_second_name(model, processor, question: str) -> torch.Tensor:
+    """What the object reader adds to the prompt at "green", named after "red" in `question` about one image."""
+    content = [{"type": "image", "image": make_image(6)}, {"type": "text", "text": question}]
+    chat = [{"role": "user", "content": content}]
+    inputs = chat_inputs(processor, [chat])
+    with torch.no_grad():
+        merged = model.build_world_inputs(inputs["input_ids"], inputs["pixel_values"], 2)
+        plain = model.get_input_embeddings()(merged.input_ids[0])
+    green = processor.tokenizer.convert_tokens_to_ids(processor.tokenizer.tokenize(" green"))[0]
+    where = (merged.input_ids[0] == green).nonzero().flatten()
+    assert len(where) == 1
+    return merged.inputs_embeds[0, where[0]] - plain[where[0]]
+
+
+def test_asked_facts_depend_on_the_question_words(asking_model, facts_model, processor):
+    """With `asked_facts`, which pair facts reach the second name depends on the words that ask about the pair;
+    without, a mention carries the same facts whatever the question."""
+    questions = ("is the red left of the green", "which will move faster, the red or the green")
+    asked = [_added_at_second_name(asking_model, processor, question) for question in questions]
+    assert not torch.allclose(asked[0], asked[1])
+    fixed = [_added_at_second_name(facts_model, processor, question) for question in questions]
+    torch.testing.assert_close(fixed[0], fixed[1])
+
+
+def test_the_question_picks_which_pair_fact_reaches_the_mention(asking_model):
+    """A question whose words pick "larger" passes on the decoded "larger" and nothing of the other facts."""
+    reader = asking_model.object_reader
+    courses = torch.randn(2, reader.mention_embedding[0].in_features, generator=torch.Generator().manual_seed(0))
+    question = torch.randn(1, reader.fact_query.in_features)
+    names = pair_fact_names(reader.max_steps)
+    output_bias = reader.facts.pair_head[-1].bias
+    saved = {name: value.clone() for name, value in reader.state_dict().items()}
+
+    def asked_part() -> torch.Tensor:
+        return reader.embed_mentions(courses[1:], courses[:1], question) - reader.embed_mentions(
+            courses[1:], courses[:1]
+        )
+
+    try:
+        with torch.no_grad():
+            reader.fact_query.weight.zero_()
+            reader.fact_query.bias.copy_(torch.tensor([40.0 if name == "larger" else 0.0 for name in names]))
+            before = asked_part()
+            output_bias[names.index("faster_1")] += 5.0
+            torch.testing.assert_close(asked_part(), before)  # a fact the question did not pick changed
+            output_bias[names.index("larger")] += 5.0
+            assert not torch.allclose(asked_part(), before)
+    finally:
+        reader.load_state_dict(saved)
+
+
+def test_the_words_before_a_mention_are_the_last_ones_after_its_image():
+    """A mention's question is the mean of the last `QUESTION_WORDS` words before it after the same image: not
+    the words before that image, not tokens that are not words (zeros), not the mention or what follows it."""
+    length, size = 2 * QUESTION_WORDS + 6, 4
+    words = torch.arange(1, length + 1, dtype=torch.float)[:, None].expand(length, size).clone()
+    words[5] = 0  # a token that is not a word (an image's)
+    image_of = torch.tensor([[-1] * 3 + [0] * (length - 3)])
+    late, early = length - 2, 8
+    picked = _words_before(words[None], image_of, torch.tensor([0, 0]), torch.tensor([late, early]))
+    late_words = list(range(late - QUESTION_WORDS, late))
+    early_words = [p for p in range(3, early) if p != 5]
+    torch.testing.assert_close(picked[0], words[late_words].mean(0))
+    torch.testing.assert_close(picked[1], words[early_words].mean(0))
+
+
+def test_the_language_stage_adds_asked_facts_to_a_trained_reader(processor, tmp_path):
+    """`--asked-facts` on a checkpoint whose reader has none: every weight it had stays, the question's words now
+    change what a mention gets, and the checkpoint saves and loads with them."""
+    objects = {"names": NAMES, "num_kinds": len(KIND_WORDS), "kinds": KIND_WORDS, "hidden_size": 16}
+    model = object_reader_model(processor, objects)
+    before = {name: value.clone() for name, value in model.state_dict().items()}
+    ask_facts(model)
+    assert model.config.world_objects["asked_facts"] and model.object_reader.asked_facts
+    after = model.state_dict()
+    assert all(torch.equal(after[name], value) for name, value in before.items())
+    added = {name.rsplit(".", 1)[0] for name in after if name not in before}
+    assert added == {"object_reader.fact_query", "object_reader.asked_fact_embedding"}
+    model.save_pretrained(tmp_path)
+    loaded = TheWorld.from_pretrained(tmp_path).eval()
+    question = "which will move faster, the red or the green"
+    torch.testing.assert_close(
+        _added_at_second_name(loaded, processor, question), _added_at_second_name(model, processor, question)
+    )
+    without_kinds = object_reader_model(processor, {"names": NAMES, "num_kinds": 3, "hidden_size": 16})
+    with pytest.raises(ValueError, match="run `theworld train objects` first"):
+        ask_facts(without_kinds)
 
 
 def test_adding_kinds_keeps_a_trained_reader_and_adds_fact_heads(processor):

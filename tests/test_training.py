@@ -236,6 +236,10 @@ def test_train_cli_rejects_bad_input(tmp_path):
     assert result.exit_code == 2 and "--vae-trail-weight does not apply" in result.output
     result = runner.invoke(app, ["train", "vae", "--vae-init", "xavier", "--output-dir", str(tmp_path / "w")])
     assert result.exit_code == 2 and "Unknown --vae-init 'xavier'" in result.output and not (tmp_path / "w").exists()
+    result = runner.invoke(app, ["train", "vae", "--asked-facts", "--output-dir", str(tmp_path / "v")])
+    assert result.exit_code == 2 and "--asked-facts does not apply to the vae stage" in result.output
+    result = runner.invoke(app, ["train", "all", "--no-world", "--asked-facts", "--output-dir", str(tmp_path / "u")])
+    assert result.exit_code == 2 and "--asked-facts needs the world" in result.output and not (tmp_path / "u").exists()
 
 
 @pytest.mark.slow

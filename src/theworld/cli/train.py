@@ -41,6 +41,11 @@ def train(
     objects_steps: int | None = typer.Option(
         None, min=0, help="Override the objects stage's detector steps (0: train only the fact heads)."
     ),
+    asked_facts: bool | None = typer.Option(
+        None,
+        "--asked-facts/--no-asked-facts",
+        help="The language stage gives the object reader pair facts picked by the question's words first.",
+    ),
     language_steps: int | None = typer.Option(None, min=1, help="Override the language stage's steps."),
     language_clips: int | None = typer.Option(
         None, min=1, help="Override how many training clips the language stage asks questions about."
@@ -96,6 +101,7 @@ def train(
         "vae_trail_weight": vae_trail_weight,
         "vae_init": vae_init,
         "objects_steps": objects_steps,
+        "asked_facts": asked_facts,
         "language_steps": language_steps,
         "language_clips": language_clips,
         "ears_steps": ears_steps,
@@ -118,13 +124,17 @@ def train(
             f"--world/--no-world and --world-steps shape the model the first stage makes: use them with `all` or "
             f"`vae`, not `{stage}`"
         )
-    for name, value in (("--vae-trail-weight", vae_trail_weight), ("--vae-init", vae_init)):
-        if stage not in ("all", "vae") and value is not None:
-            fail(f"{name} does not apply to the {stage} stage; use it with `all` or `vae`")
+    shaping = {"--vae-trail-weight": (vae_trail_weight, "vae"), "--vae-init": (vae_init, "vae")}
+    shaping["--asked-facts"] = (asked_facts, "language")
+    for name, (value, shaped) in shaping.items():
+        if stage not in ("all", shaped) and value is not None:
+            fail(f"{name} does not apply to the {stage} stage; use it with `all` or `{shaped}`")
     if vae_init not in (None, "gemma", "diffusers"):
         fail(f"Unknown --vae-init {vae_init!r}; choose gemma or diffusers")
     if world is False and world_steps is not None:
         fail("--world-steps needs the world; leave out --no-world or --world-steps")
+    if world is False and asked_facts:
+        fail("--asked-facts needs the world's object reader; leave out --no-world or --asked-facts")
     chosen = replace(named[settings], **given)
     with user_errors():
         if stage == "all":

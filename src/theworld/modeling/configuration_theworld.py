@@ -38,7 +38,8 @@ class TheWorldConfig(Gemma3Config):
         object's reading added at every mention of its name. Keys: "names" (one word per slot, e.g. the palette
         colours), "token_ids" (each name's token id), "num_kinds" (object kinds it classifies), "hidden_size"
         (the detector's width), and optionally "kinds" / "kind_token_ids" (the kind words and their ids: the reader
-        then also decodes facts for the mentions and reads kind words, see `object_reader.py`).
+        then also decodes facts for the mentions and reads kind words, see `object_reader.py`), and "asked_facts"
+        (with kinds: the pair facts a mention gets are also picked by the question's words).
     max_world_steps (`int`): the largest `num_world_steps` the temporal embedding covers.
     num_world_steps (`int`): the default number of imagined future frames at generation.
     dynamics_config (`dict`): settings of the dynamics model (see `theworld.modeling.dynamics`).

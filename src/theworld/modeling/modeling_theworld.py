@@ -101,7 +101,8 @@ class TheWorld(TheWorldParts):
         if courses is not None:
             # Spoken names count too: heard_ids hold what the audio encoder hears at each audio token.
             image_of = latest_image(blocks.input_ids, self.config.boi_token_id)
-            embeds = self.object_reader.add_mentions(embeds, heard_ids, image_of, courses)
+            words = self.question_words(heard_ids)
+            embeds = self.object_reader.add_mentions(embeds, heard_ids, image_of, courses, words)
         return WorldInputs(
             blocks.input_ids, embeds, mask, blocks.token_type_ids, blocks.text_positions, num_world_steps
         )

@@ -26,6 +26,14 @@ in and whether it has hit the floor; per ordered pair, left of, above, larger, a
 met. Their probabilities join the mention and relation embeddings, and a mention of a kind word ("the triangle")
 gets which objects are of that kind. The language model then routes a decoded fact to the answer instead of
 learning the comparison itself, which a tiny model does not do in minutes of CPU training (README).
+
+With `asked_facts`, the pair's facts also come picked by the question: the words before the mention (its last
+`QUESTION_WORDS` after the image) attend over the pair facts, and only the ones they pick reach the mention, on a
+scale of -1 (false) to 1 (true). Every pair fact otherwise shares one embedding, and a question answered with one
+of two colours ("which will move faster over the next 2 steps, the red shape or the blue shape?", "which is larger,
+...") must then learn to read a different fact out of the same vector than its twin does: a tiny language model
+learns one at the other's cost (docs/toyworld.md). Picking the fact by the question's own words (a memory network's
+addressing, Sukhbaatar et al. 2015) leaves the language model one direction to read for all of them.
 """
 
 import torch
@@ -40,6 +48,8 @@ __all__ = [
     "object_fact_names",
     "pair_fact_names",
 ]
+
+QUESTION_WORDS = 16  # the words before a mention that pick its pair facts: a whole ToyWorld question fits
 
 # The decoded state of one object, in order: presence logit, x, y (fractions of the frame, from the soft-argmax),
 # radius, kind logits, vx, vy (radius and velocity scaled as `evaluation.world_data.object_targets` scales them).
@@ -148,6 +158,7 @@ class ObjectReader(nn.Module):
         text_hidden_size: int,
         max_steps: int,
         kind_token_ids: list[int] | None = None,
+        asked_facts: bool = False,
     ):
         super().__init__()
         self.slot_token_ids = list(slot_token_ids)  # a list, not a buffer: from_pretrained builds buffers on meta
@@ -177,6 +188,10 @@ class ObjectReader(nn.Module):
             self.object_fact_embedding = nn.Linear(len(object_fact_names(max_steps)), text_hidden_size)
             self.pair_fact_embedding = nn.Linear(len(pair_fact_names(max_steps)), text_hidden_size)
             self.kind_embedding = nn.Linear(len(slot_token_ids), text_hidden_size)
+        self.asked_facts = asked_facts and kind_token_ids is not None
+        if self.asked_facts:
+            self.fact_query = nn.Linear(text_hidden_size, len(pair_fact_names(max_steps)))
+            self.asked_fact_embedding = nn.Linear(len(pair_fact_names(max_steps)), text_hidden_size)
 
     @property
     def state_size(self) -> int:
@@ -209,9 +224,12 @@ class ObjectReader(nn.Module):
         course[:, :steps] = self._readable(states)
         return course.transpose(1, 2).flatten(2)
 
-    def embed_mentions(self, courses: torch.Tensor, previous: torch.Tensor | None) -> torch.Tensor:
+    def embed_mentions(
+        self, courses: torch.Tensor, previous: torch.Tensor | None, question: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """(M, course) courses of M mentioned objects -> (M, text_hidden) embeddings added at the mentions;
-        `previous` (M, course) holds the course of the object named just before each, zeros where none was.
+        `previous` (M, course) holds the course of the object named just before each, zeros where none was;
+        `question` (M, text_hidden), with `asked_facts`, the mean embedding of the words before each mention.
 
         The relation embedding is a relation network's g(o_i, o_j) (Santoro et al. 2017) on the pair the question
         names: "is the red shape left of the blue shape?" then needs no comparison inside the language model,
@@ -224,7 +242,11 @@ class ObjectReader(nn.Module):
             follows = previous.abs().sum(-1, keepdim=True) > 0
             relation = self.relation_embedding(torch.cat([previous, courses], -1))
             if self.kind_token_ids is not None:
-                relation = relation + self.pair_fact_embedding(self.facts.pairs(previous, courses).sigmoid())
+                facts = self.facts.pairs(previous, courses).sigmoid()
+                relation = relation + self.pair_fact_embedding(facts)
+                if self.asked_facts and question is not None:
+                    asked = self.fact_query(question).softmax(-1)
+                    relation = relation + self.asked_fact_embedding(asked * (2 * facts - 1))
             embeddings = embeddings + relation * follows
         return embeddings
 
@@ -236,12 +258,18 @@ class ObjectReader(nn.Module):
         return self.kind_embedding(now[..., 0] * of_kind)
 
     def add_mentions(
-        self, embeds: torch.Tensor, ids: torch.Tensor, image_of: torch.Tensor, courses: torch.Tensor
+        self,
+        embeds: torch.Tensor,
+        ids: torch.Tensor,
+        image_of: torch.Tensor,
+        courses: torch.Tensor,
+        words: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Add to the prompt's embeddings `embeds` (B, L, D) at every token of `ids` (B, L) that names an object
         (`slot_token_ids`) after an image the embedding of that object as the latest image before it
         (`image_of`, see `latest_image`) shows it in `courses` (images, slots, course), and of its relation to
-        the object named just before it after the same image; with kind words, `add_kind_mentions` first."""
+        the object named just before it after the same image; with kind words, `add_kind_mentions` first.
+        `words` (B, L, D), with `asked_facts`: each token's word embedding, zeros where it is not a word."""
         if self.kind_token_ids is not None:
             embeds = self.add_kind_mentions(embeds, ids, image_of, courses)
         is_name = ids.unsqueeze(-1) == torch.tensor(self.slot_token_ids, device=ids.device)
@@ -252,7 +280,10 @@ class ObjectReader(nn.Module):
         mentioned = courses[images, slots]
         before = _previous_object(images, slots)
         previous = torch.where((before >= 0).unsqueeze(-1), mentioned[before.clamp(min=0)], 0.0)
-        added = self.embed_mentions(mentioned, previous).to(embeds.dtype)
+        question = None
+        if self.asked_facts and words is not None:
+            question = _words_before(words, image_of, rows, positions)
+        added = self.embed_mentions(mentioned, previous, question).to(embeds.dtype)
         return embeds.index_put((rows, positions), added, accumulate=True)
 
     def add_kind_mentions(
@@ -302,3 +333,17 @@ def _previous_object(images: torch.LongTensor, slots: torch.LongTensor) -> torch
     image_start = torch.cummax(torch.where(new_image, index, 0), 0).values
     run_start = torch.cummax(torch.where(new_run, index, 0), 0).values
     return torch.where(run_start > image_start, run_start - 1, -1)
+
+
+def _words_before(
+    words: torch.Tensor, image_of: torch.LongTensor, rows: torch.LongTensor, positions: torch.LongTensor
+) -> torch.Tensor:
+    """(B, L, D) word embeddings (zeros where a token is not a word), and M mentions at (`rows`, `positions`) ->
+    (M, D): the mean embedding of the last `QUESTION_WORDS` words before each mention after the same image."""
+    is_word = words.ne(0).any(-1)[rows]  # (M, L)
+    rank = is_word.cumsum(1)
+    before = torch.arange(words.shape[1], device=words.device) < positions[:, None]
+    same_image = image_of[rows] == image_of[rows, positions][:, None]
+    recent = rank > rank.gather(1, positions[:, None]) - 1 - QUESTION_WORDS
+    picked = (is_word & before & same_image & recent).to(words.dtype)
+    return torch.einsum("ml,mld->md", picked, words[rows]) / picked.sum(-1, keepdim=True).clamp(min=1)

@@ -78,6 +78,7 @@ class TheWorldParts(Gemma3ForConditionalGeneration):
             config.text_config.hidden_size,
             config.max_world_steps,
             config.world_objects.get("kind_token_ids"),
+            config.world_objects.get("asked_facts", False),
         )
 
     def add_object_reader(self, world_objects: dict) -> None:
@@ -230,6 +231,18 @@ class TheWorldParts(Gemma3ForConditionalGeneration):
         # Frame by frame: the frame's regions, then its objects.
         tokens = torch.cat([regions.unflatten(1, (steps, -1)), objects.unflatten(1, (steps, -1))], dim=2)
         return tokens.flatten(1, 2), courses
+
+    def question_words(self, ids: torch.LongTensor) -> torch.Tensor | None:
+        """(B, L) ids as heard -> (B, L, D) their word embeddings, zeros at tokens that are not words (image,
+        world, filler): what an object reader with `asked_facts` picks a question's facts from; else None."""
+        if self.config.world_objects is None or not self.object_reader.asked_facts:
+            return None
+        config = self.config
+        not_words = [config.boi_token_id, config.eoi_token_id, config.image_token_id, *config.world_token_ids]
+        is_word = ~torch.isin(ids, torch.tensor(not_words, device=ids.device))
+        if self.get_input_embeddings().padding_idx is not None:
+            is_word &= ids != self.get_input_embeddings().padding_idx
+        return self.get_input_embeddings()(ids.masked_fill(~is_word, 0)) * is_word.unsqueeze(-1)
 
     def _embed_inputs(
         self,

@@ -17,6 +17,8 @@ def language(context: StageContext) -> dict:
     """The examples are split into `language_shards`; with `jobs=2` each of two processes prepares and trains on
     its own (`in_two_processes`)."""
     model, processor, settings = context.model, context.processor, context.settings
+    if settings.asked_facts:
+        ask_facts(model)
     with in_two_processes(context, settings.language_shards, language):
         examples = make_examples("train", settings.language_clips, questions_per_clip=settings.questions_per_clip)
         shards, weights = {}, {}
@@ -40,6 +42,16 @@ def language(context: StageContext) -> dict:
             sample_weights=weights,
         )
     return {"language_train_loss": loss, "language_examples": len(examples)}
+
+
+def ask_facts(model) -> None:
+    """Give the model's object reader pair facts picked by the question's words (`asked_facts`), if it has none:
+    both processes of the stage add them seeded alike, before either trains."""
+    objects = model.config.world_objects
+    if objects is None or objects.get("kind_token_ids") is None:
+        raise ValueError("--asked-facts needs an object reader that knows kinds: run `theworld train objects` first")
+    if not objects.get("asked_facts"):
+        model.add_object_reader(dict(objects, asked_facts=True))
 
 
 def kind_weights(examples: list, settings: RecipeSettings) -> torch.Tensor:

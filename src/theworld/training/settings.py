@@ -36,7 +36,10 @@ class RecipeSettings:
     facts_clips: int = 2000
     facts_steps: int = 3000
     facts_batch_size: int = 256
-    # The language stage trains a fresh language model in one pass on questions about `language_clips` clips.
+    # The language stage trains a fresh language model in one pass on questions about `language_clips` clips. With
+    # `asked_facts` it first gives the object reader pair facts picked by the question's words (`object_reader.py`),
+    # trained with the language model.
+    asked_facts: bool = False
     language_clips: int = 6000
     questions_per_clip: int = 6
     language_steps: int = 4000
