@@ -175,12 +175,13 @@ def test_the_words_before_a_mention_are_the_last_ones_after_its_image():
     words = torch.arange(1, length + 1, dtype=torch.float)[:, None].expand(length, size).clone()
     words[5] = 0  # a token that is not a word (an image's)
     image_of = torch.tensor([[-1] * 3 + [0] * (length - 3)])
-    late, early = length - 2, 8
-    picked = _words_before(words[None], image_of, torch.tensor([0, 0]), torch.tensor([late, early]))
+    late, early, first = length - 2, 8, 3
+    picked = _words_before(words[None], image_of, torch.tensor([0, 0, 0]), torch.tensor([late, early, first]))
     late_words = list(range(late - QUESTION_WORDS, late))
     early_words = [p for p in range(3, early) if p != 5]
     torch.testing.assert_close(picked[0], words[late_words].mean(0))
     torch.testing.assert_close(picked[1], words[early_words].mean(0))
+    torch.testing.assert_close(picked[2], torch.zeros(size))  # right after its image: no words yet
 
 
 def test_the_language_stage_adds_asked_facts_to_a_trained_reader(processor, tmp_path):

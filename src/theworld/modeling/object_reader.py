@@ -340,10 +340,15 @@ def _words_before(
 ) -> torch.Tensor:
     """(B, L, D) word embeddings (zeros where a token is not a word), and M mentions at (`rows`, `positions`) ->
     (M, D): the mean embedding of the last `QUESTION_WORDS` words before each mention after the same image."""
-    is_word = words.ne(0).any(-1)[rows]  # (M, L)
-    rank = is_word.cumsum(1)
+    is_word = words.ne(0).any(-1)
+    rank = is_word.cumsum(1)[rows]  # (M, L)
     before = torch.arange(words.shape[1], device=words.device) < positions[:, None]
     same_image = image_of[rows] == image_of[rows, positions][:, None]
     recent = rank > rank.gather(1, positions[:, None]) - 1 - QUESTION_WORDS
-    picked = (is_word & before & same_image & recent).to(words.dtype)
-    return torch.einsum("ml,mld->md", picked, words[rows]) / picked.sum(-1, keepdim=True).clamp(min=1)
+    picked = is_word[rows] & before & same_image & recent
+    # The picked words are every word from the first of them to the mention (images and ranks only grow along a
+    # row), so a running sum gives their total without an (M, L, D) copy of the prompt.
+    first = picked.int().argmax(-1)
+    totals = nn.functional.pad(words.cumsum(1), (0, 0, 1, 0))  # (B, L + 1, D): the sum of the words before each
+    count = picked.sum(-1, keepdim=True)
+    return (totals[rows, positions] - totals[rows, first]) * (count > 0) / count.clamp(min=1)
