@@ -124,8 +124,11 @@ def train(
             f"--world/--no-world and --world-steps shape the model the first stage makes: use them with `all` or "
             f"`vae`, not `{stage}`"
         )
-    shaping = {"--vae-trail-weight": (vae_trail_weight, "vae"), "--vae-init": (vae_init, "vae")}
-    shaping["--asked-facts"] = (asked_facts, "language")
+    shaping = {
+        "--vae-trail-weight": (vae_trail_weight, "vae"),
+        "--vae-init": (vae_init, "vae"),
+        "--asked-facts": (asked_facts, "language"),
+    }
     for name, (value, shaped) in shaping.items():
         if stage not in ("all", shaped) and value is not None:
             fail(f"{name} does not apply to the {stage} stage; use it with `all` or `{shaped}`")
