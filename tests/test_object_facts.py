@@ -226,3 +226,6 @@ def test_kind_words_must_match_the_kinds(processor):
     # transformers' config validation wraps the ValueError in huggingface_hub's StrictDataclassClassValidationError.
     with pytest.raises(Exception, match="one 'kind_token_ids' entry per kind"):
         config_from_name("test", processor.tokenizer, world_objects=objects)
+    without_kinds = {"names": NAMES, "num_kinds": 3, "hidden_size": 16, "asked_facts": True}
+    with pytest.raises(Exception, match="'asked_facts' needs 'kind_token_ids'"):
+        config_from_name("test", processor.tokenizer, world_objects=without_kinds)

@@ -88,6 +88,10 @@ class TheWorldConfig(Gemma3Config):
             kinds = self.world_objects.get("kind_token_ids")
             if kinds is not None and len(kinds) != self.world_objects.get("num_kinds"):
                 raise ValueError("world_objects needs one 'kind_token_ids' entry per kind ('num_kinds')")
+            if self.world_objects.get("asked_facts") and kinds is None:
+                raise ValueError(
+                    "world_objects' 'asked_facts' needs 'kind_token_ids' (an object reader that knows kinds)"
+                )
         if self.audio_config is not None and self.audio_token_id is None:
             raise ValueError("audio_config needs audio_token_id (the <audio_soft_token> id)")
         if self.num_world_steps > self.max_world_steps:
