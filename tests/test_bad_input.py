@@ -79,7 +79,8 @@ LOADING_ROWS: list[Row] = [
     Row(
         "ask-model-weights-truncated",
         lambda f: ["ask", EXAMPLE_IMAGE, "where is the red ball?", "--model", str(f / "model")],
-        "model.safetensors is truncated (100000 of its 14462904 bytes); download it again, or save the model again",
+        f"model.safetensors is truncated (100000 of its {(TINY_MODEL / 'model.safetensors').stat().st_size} bytes); "
+        "download it again, or save the model again",
         make_truncated_model,
     ),
     Row(

@@ -37,6 +37,7 @@ def test_no_world_builds_no_world_parts_and_trains_none(baselines):
     for stage in ("vae", "dynamics", "objects"):
         assert log[stage][-1]["metrics"][f"{stage}_skipped"] == "no world"
     assert np.isfinite(log["language"][-1]["metrics"]["language_train_loss"])
+    assert log["language"][-1]["settings"]["asked_facts"]  # the recipe's default, with no reader to ask here
 
 
 @pytest.mark.slow
@@ -49,6 +50,7 @@ def test_world_steps_zero_reads_the_current_frame_and_imagines_nothing(baselines
     # The object reader is trained on encoded frames only: its held-out error covers the current frame alone.
     assert len(log["objects"][-1]["metrics"]["objects_val_position_error_px"]) == 1
     assert model.dynamics.out.weight.abs().sum() == 0, "an untrained dynamics still copies the current frame"
+    assert model.object_reader.asked_facts, "the recipe's language stage gives the reader asked facts"
 
 
 @pytest.mark.slow

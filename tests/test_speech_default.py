@@ -104,16 +104,18 @@ def test_chat_speech_in_and_out(tmp_path, speaker, default_model, spelling):
 @pytest.mark.slow
 def test_eval_speech_reports_agreement_word_errors_and_round_trip(tmp_path):
     result = CliRunner().invoke(
-        app, ["eval", "--clips", "1", "--questions-per-clip", "2", "--speech", "--json", str(tmp_path / "r.json")]
+        app, ["eval", "--clips", "2", "--questions-per-clip", "4", "--speech", "--json", str(tmp_path / "r.json")]
     )
     assert result.exit_code == 0, result.output
-    assert "speech in: 2 test questions" in result.output and "speech out round trip" in result.output
+    assert "speech in: 8 test questions" in result.output and "speech out round trip" in result.output
     speech = json.loads((tmp_path / "r.json").read_text())["speech"]
-    for voice in ("training_voices", "unseen_voice"):
-        # The shipped ear hears nearly every word of a held-out question; an ear that hears nothing misses them all.
+    # The shipped ear hears nearly every word of a held-out question in the training voices, and most content words
+    # in a voice it never heard (82% over 320 questions, docs/speech.md); an ear that hears nothing misses them all.
+    for voice, content_words in (("training_voices", 0.9), ("unseen_voice", 0.6)):
         assert speech[voice]["ear_alone_word_error_rate"] < 0.25, speech
         assert speech[voice]["question_word_error_rate"] < 0.5, speech
-        assert speech[voice]["ear_alone_content_words_right"] >= 0.75, speech
+        assert speech[voice]["ear_alone_content_words_right"] >= content_words, speech
+        assert speech[voice]["agreement_with_typed"] >= 0.75, speech
     assert speech["round_trip"]["answers"] == len({a for vocab in ANSWER_VOCAB.values() for a in vocab})
 
 
@@ -154,7 +156,7 @@ def test_interactive_audio_on_a_pseudo_terminal(tmp_path):
     assert soundfile.info(str(tmp_path / "a.wav")).samplerate == 16_000
 
 
-AGREEMENT_FLOOR = 0.85  # measured 24 of 24 with the shipped model; the typed answers are 87.5% right here
-# Measured 12 of 15 (the ear hears the talker's "bottom right" / "top right" as "... left", its "yes" as "yellow");
-# espeak-ng's own recordings of the answers: 14 of 15.
+# Below what the shipped model measures (docs/speech.md), above what a model that ignores the audio could reach.
+AGREEMENT_FLOOR = 0.85
+# The talker's answers recognised back by the speech-in path; docs/speech.md names the ones it mishears.
 ROUND_TRIP_FLOOR = 0.7

@@ -203,7 +203,7 @@ def test_the_vae_loss_weights_exactly_the_motion_trails(seed):
 def test_vae_init_diffusers_starts_the_vae_from_its_own_initialisation():
     """`--vae-init diffusers` trains the VAE from what diffusers gives it (PyTorch's defaults: uniform within
     1/sqrt(fan_in), biases too), not the language model's normal(0, 0.02) and zero biases; nothing else changes."""
-    gemma, _ = new_model(SETTINGS["smoke"])
+    gemma, _ = new_model(replace(SETTINGS["smoke"], vae_init="gemma"))
     diffusers, _ = new_model(replace(SETTINGS["smoke"], vae_init="diffusers"))
     convolutions = [m for m in diffusers.world_encoder.vae.modules() if isinstance(m, torch.nn.modules.conv._ConvNd)]
     assert convolutions and all(m.bias.abs().sum() > 0 for m in convolutions)

@@ -33,10 +33,12 @@ def train(
         "only, no imagination (the dynamics stage trains nothing).",
     ),
     vae_trail_weight: float | None = typer.Option(
-        None, min=1.0, help="Override how many times more the VAE's loss counts the faded motion trails."
+        None, min=1.0, help="Override how many times more the VAE's loss counts the faded motion trails (10)."
     ),
     vae_init: str | None = typer.Option(
-        None, help="Override where the VAE's training starts: gemma (as the shipped model) or diffusers (its own)."
+        None,
+        help="Override where the VAE's training starts: diffusers (its own, as the shipped model) or gemma (the "
+        "language model's).",
     ),
     objects_steps: int | None = typer.Option(
         None, min=0, help="Override the objects stage's detector steps (0: train only the fact heads)."
@@ -44,7 +46,8 @@ def train(
     asked_facts: bool | None = typer.Option(
         None,
         "--asked-facts/--no-asked-facts",
-        help="The language stage gives the object reader pair facts picked by the question's words first.",
+        help="Override whether the language stage first gives the object reader pair facts picked by the question's "
+        "words (the shipped model has them).",
     ),
     language_steps: int | None = typer.Option(None, min=1, help="Override the language stage's steps."),
     language_clips: int | None = typer.Option(

@@ -17,7 +17,7 @@ def language(context: StageContext) -> dict:
     """The examples are split into `language_shards`; with `jobs=2` each of two processes prepares and trains on
     its own (`in_two_processes`)."""
     model, processor, settings = context.model, context.processor, context.settings
-    if settings.asked_facts:
+    if settings.asked_facts and model.config.enable_world:
         ask_facts(model)
     with in_two_processes(context, settings.language_shards, language):
         examples = make_examples("train", settings.language_clips, questions_per_clip=settings.questions_per_clip)

@@ -22,11 +22,11 @@ class RecipeSettings:
     vae_batch_size: int = 16
     # How many times more the VAE's loss counts the faded motion trails' pixels than the shapes' (1: the same); one
     # frame shows a shape's velocity only through them.
-    vae_trail_weight: float = 1.0
-    # Where the VAE's training starts: "gemma" is the language model's initialisation, which `TheWorld(config)`
-    # applies to every module (how the shipped model was built); "diffusers" is the VAE's own, from which it learns
-    # sharper frames that keep more of the trails (docs/results.md, "Speed in the latents").
-    vae_init: str = "gemma"
+    vae_trail_weight: float = 10.0
+    # Where the VAE's training starts: "diffusers" is the VAE's own initialisation, from which it learns sharper
+    # frames that keep more of the trails (docs/results.md, "Speed in the latents"); "gemma" is the language model's,
+    # which `TheWorld(config)` applies to every module.
+    vae_init: str = "diffusers"
     dynamics_clips: int = 800
     dynamics_steps: int = 1000
     dynamics_batch_size: int = 32
@@ -38,8 +38,8 @@ class RecipeSettings:
     facts_batch_size: int = 256
     # The language stage trains a fresh language model in one pass on questions about `language_clips` clips. With
     # `asked_facts` it first gives the object reader pair facts picked by the question's words (`object_reader.py`),
-    # trained with the language model.
-    asked_facts: bool = False
+    # trained with the language model. A model without the world (`world=False`) has no reader to ask.
+    asked_facts: bool = True
     language_clips: int = 6000
     questions_per_clip: int = 6
     language_steps: int = 4000
