@@ -1,14 +1,15 @@
 """The autoregressive world model's quality, with and without its diffusion decoder, in one run.
 
     OMP_NUM_THREADS=1 python benchmarks/world_quality.py [--model FOLDER] [--clips 16] [--frames 8] [--prompts]
+        [--reader THEWORLD_FOLDER]
     OMP_NUM_THREADS=1 python benchmarks/world_quality.py --picture docs/predict1-side-by-side.png
     OMP_NUM_THREADS=1 python benchmarks/world_quality.py --prompts-picture docs/text2world-prompts.png
     OMP_NUM_THREADS=1 python benchmarks/world_quality.py [--model FOLDER] --first-frame
 
 prints, for the model decoding with its diffusion decoder and with its tokenizer's own decoder:
-- PSNR and objects kept (colour and kind, read by TheWorld-tiny's object reader and by a pixel detector) when
-  decoding the tokenizer's codes of held-out clips' frames 1..N, and, for the diffusion decoder, through the VAE
-  alone (the true frames encoded and decoded: the ceiling of any decoder into its latents);
+- PSNR and objects kept (colour and kind, read by TheWorld-tiny's object reader, or `--reader`'s, and by a pixel
+  detector) when decoding the tokenizer's codes of held-out clips' frames 1..N, and, for the diffusion decoder,
+  through the VAE alone (the true frames encoded and decoded: the ceiling of any decoder into its latents);
 - objects kept (object reader and pixels) over the N frames generated after each clip's first frame, greedy and
   sampled at top_p 0.8 / temperature 1.0 (seeds 0 and 1);
 - centroid error over 4 frames predicted after 2 context frames of 16 held-out clips
@@ -51,9 +52,9 @@ def _share(counts: list[tuple[int, int]] | np.ndarray) -> float:
     return sum(k for k, _ in counts) / max(sum(t for _, t in counts), 1)
 
 
-def report(model_folder: str | None, clips: int, frames: int, prompts: bool = False) -> None:
+def report(model_folder: str | None, clips: int, frames: int, prompts: bool = False, reader: str | None = None) -> None:
     model = AutoregressiveWorldModel.from_pretrained(model_folder or shipped_checkpoint())
-    reading = ObjectReading()
+    reading = ObjectReading(reader)
     decoders = [("tokenizer's decoder", False)] + ([("diffusion decoder", True)] if model.diffusion_decoder else [])
     held_out = [simulate(seed, frames + 1) for seed in split_seeds("test", clips)]
     print(f"threads {torch.get_num_threads()}, {clips} held-out clips, {frames} frames each")
@@ -102,8 +103,11 @@ def report(model_folder: str | None, clips: int, frames: int, prompts: bool = Fa
                 )
 
 
-def first_frame_following(model_folder: str | None, captions: int = 32) -> None:
-    model, reading = AutoregressiveWorldModel.from_pretrained(model_folder or shipped_checkpoint()), ObjectReading()
+def first_frame_following(model_folder: str | None, captions: int = 32, reader: str | None = None) -> None:
+    model, reading = (
+        AutoregressiveWorldModel.from_pretrained(model_folder or shipped_checkpoint()),
+        ObjectReading(reader),
+    )
     for guidance in (2.0, 3.0, 5.0):
         counts = [
             prompt_following_by_shapes(model, reading, captions, 1, s, top_p=0.8, guidance=guidance) for s in (0, 1)
@@ -173,6 +177,11 @@ def _save_sheet(rows: list[tuple[str, np.ndarray]], path: str, label_width: int,
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="An autoregressive model folder (default: the shipped one).")
+    parser.add_argument(
+        "--reader",
+        default=None,
+        help="The TheWorld model whose object reader reads the frames (default: the shipped one).",
+    )
     parser.add_argument("--clips", type=int, default=16)
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--prompts", action="store_true", help="Also measure text2world prompt following.")
@@ -185,6 +194,6 @@ if __name__ == "__main__":
     elif args.prompts_picture:
         prompt_sheet(args.model, args.prompts_picture)
     elif args.first_frame:
-        first_frame_following(args.model)
+        first_frame_following(args.model, reader=args.reader)
     else:
-        report(args.model, args.clips, args.frames, args.prompts)
+        report(args.model, args.clips, args.frames, args.prompts, args.reader)
