@@ -59,6 +59,21 @@ def test_chat_help_names_every_spelling_of_its_options() -> None:
     assert {"--model", "--ckpt-dir", "--ckpt_dir", "--audio-in", "--audio_in", "--audio-out", "--audio_out"} <= shown
 
 
+def test_train_help_states_the_shipped_recipes_own_defaults() -> None:
+    """`theworld train`'s overrides default to None (the recipe decides), so their help spells the recipe's values:
+    importing the settings there would import torch. This keeps the words and the recipe from drifting apart."""
+    from theworld.modeling.presets import PRESETS
+    from theworld.training.settings import SETTINGS
+
+    recipe = SETTINGS["full"]
+    output = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "200"}).output
+    help_text = " ".join(re.sub("[\u2502\u256d\u256e\u2570\u256f\u2500]", " ", output).split())
+    assert f"world steps ({PRESETS[recipe.preset]['world']['num_world_steps']})" in help_text
+    assert f"faded motion trails ({recipe.vae_trail_weight:g})" in help_text
+    assert f"{recipe.vae_init} (its own, as the shipped model)" in help_text
+    assert recipe.asked_facts and "(the shipped model has them)" in help_text
+
+
 @pytest.mark.slow
 def test_first_public_name_registers_the_auto_classes() -> None:
     """The README's order: `import theworld`, then `theworld.DEFAULT_MODEL` through the Auto classes."""
