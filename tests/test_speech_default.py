@@ -109,12 +109,12 @@ def test_eval_speech_reports_agreement_word_errors_and_round_trip(tmp_path):
     assert result.exit_code == 0, result.output
     assert "speech in: 8 test questions" in result.output and "speech out round trip" in result.output
     speech = json.loads((tmp_path / "r.json").read_text())["speech"]
-    # The shipped ear hears nearly every word of a held-out question in the training voices, and most content words
-    # in a voice it never heard (docs/speech.md has the figures); an ear that hears nothing misses them all.
-    for voice, content_words in (("training_voices", 0.9), ("unseen_voice", 0.6)):
+    # The shipped ear hears nearly every content word of a held-out question, in the training voices and in a voice
+    # it never heard (docs/speech.md has the figures); an ear that hears nothing misses them all.
+    for voice in ("training_voices", "unseen_voice"):
         assert speech[voice]["ear_alone_word_error_rate"] < 0.25, speech
         assert speech[voice]["question_word_error_rate"] < 0.5, speech
-        assert speech[voice]["ear_alone_content_words_right"] >= content_words, speech
+        assert speech[voice]["ear_alone_content_words_right"] >= 0.9, speech
         assert speech[voice]["agreement_with_typed"] >= 0.75, speech
     assert speech["round_trip"]["answers"] == len({a for vocab in ANSWER_VOCAB.values() for a in vocab})
 

@@ -70,7 +70,9 @@ class RecipeSettings:
     # A new audio encoder even where the checkpoint has one: the hearing stage then trains it from scratch
     # (`ears_steps` of CTC, then the joint stage) instead of continuing the old ear and what it mishears.
     fresh_ears: bool = False
-    ears_steps: int = 1200
+    # Enough CTC steps that the ear hears a voice it never trained on whatever the seed: with half as many, how
+    # well it did depended on the seed (docs/results.md, choosing the hearing stage).
+    ears_steps: int = 2400
     ears_batch_size: int = 32
     speech_steps: int = 750  # of which about a sixth are CTC steps of the ear alone (the mixture's "ears")
     # Every update averages `speech_streams` draws of `speech_batch_size` chats (or a CTC step), one per process
