@@ -70,7 +70,7 @@ class RecipeSettings:
     # A new audio encoder even where the checkpoint has one: the hearing stage then trains it from scratch
     # (`ears_steps` of CTC, then the joint stage) instead of continuing the old ear and what it mishears.
     fresh_ears: bool = False
-    # Enough CTC steps that the ear hears a voice it never trained on whatever the seed: with half as many, how
+    # Enough CTC steps that the ear hears a voice it never trained on with each seed tried: with half as many, how
     # well it did depended on the seed (docs/results.md, choosing the hearing stage).
     ears_steps: int = 2400
     ears_batch_size: int = 32
