@@ -10,11 +10,9 @@ for choosing between hearing stages; `theworld eval --speech` reports the same f
 
 import argparse
 
-import jiwer
-
 from theworld import DEFAULT_MODEL, TheWorld, TheWorldProcessor
-from theworld.evaluation.speech import content_word_accuracy, ctc_transcribe
-from theworld.evaluation.speech_data import HELD_OUT_VOICE, TRAIN_VOICES, mel_features, normalize_text, speak_all
+from theworld.evaluation.speech import content_word_accuracy, ctc_transcribe, voice_sets, word_error_rate
+from theworld.evaluation.speech_data import mel_features, speak_all
 from theworld.toyworld import make_examples
 
 
@@ -23,15 +21,10 @@ def ear_figures(folder: str, split: str, clips: int) -> dict[str, tuple[float, f
     model = TheWorld.from_pretrained(folder).eval()
     processor = TheWorldProcessor.from_pretrained(folder)
     questions = [e.question for e in make_examples(split, clips, questions_per_clip=4)]
-    voices = {
-        "training voices": [TRAIN_VOICES[i % len(TRAIN_VOICES)] for i in range(len(questions))],
-        "unseen voice": [HELD_OUT_VOICE] * len(questions),
-    }
     figures = {}
-    for name, voice_list in voices.items():
+    for name, voice_list in voice_sets(len(questions)).items():
         heard = ctc_transcribe(model, processor.tokenizer, mel_features(processor, speak_all(questions, voice_list)))
-        error = jiwer.wer([normalize_text(q) for q in questions], [normalize_text(h) for h in heard])
-        figures[name] = (content_word_accuracy(questions, heard), error)
+        figures[name] = (content_word_accuracy(questions, heard), word_error_rate(questions, heard))
     return figures
 
 
@@ -44,7 +37,7 @@ def main() -> None:
     print(f"{'model':<48} {'voices':<16} {'content words':>13} {'words wrong':>11}")
     for folder in args.model or [DEFAULT_MODEL]:
         for voices, (content, error) in ear_figures(folder, args.split, args.clips).items():
-            print(f"{folder[-48:]:<48} {voices:<16} {content:>13.1%} {error:>11.1%}")
+            print(f"{folder[-48:]:<48} {voices.replace('_', ' '):<16} {content:>13.1%} {error:>11.1%}")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,15 @@ from theworld.omni.talker import Speaker
 from theworld.toyworld import ANSWER_VOCAB, COLOURS, KINDS, make_examples
 from theworld.toyworld.language import MAX_STEPS
 
-__all__ = ["content_word_accuracy", "ctc_transcribe", "evaluate_speech", "round_trip", "transcribe"]
+__all__ = [
+    "content_word_accuracy",
+    "ctc_transcribe",
+    "evaluate_speech",
+    "round_trip",
+    "transcribe",
+    "voice_sets",
+    "word_error_rate",
+]
 
 
 @torch.no_grad()
@@ -74,11 +82,7 @@ def evaluate_speech(
     )
     typed_accuracy = _mean(t == e.answer for t, e in zip(typed, examples, strict=True))
     report: dict = {"questions": len(examples), "typed_accuracy": typed_accuracy}
-    voices = {
-        "training_voices": [TRAIN_VOICES[i % len(TRAIN_VOICES)] for i in range(len(examples))],
-        "unseen_voice": [HELD_OUT_VOICE] * len(examples),
-    }
-    for name, voice_list in voices.items():
+    for name, voice_list in voice_sets(len(examples)).items():
         recordings = speak_all(questions, voice_list, f"speaking ({name})")
         spoken = answer_chats(
             model,
@@ -101,8 +105,8 @@ def evaluate_speech(
                 normalize_text(h) == normalize_text(e.question) for h, e in zip(ear, examples, strict=True)
             ),
             # Exact sentences hide progress on a tiny ear; the share of words it gets wrong shows it.
-            "question_word_error_rate": _word_error_rate(examples, heard),
-            "ear_alone_word_error_rate": _word_error_rate(examples, ear),
+            "question_word_error_rate": round(word_error_rate(questions, heard), 4),
+            "ear_alone_word_error_rate": round(word_error_rate(questions, ear), 4),
             # The template words are easy; what the answer hangs on is which colour, shape and step count.
             "question_content_words_right": content_word_accuracy(questions, heard),
             "ear_alone_content_words_right": content_word_accuracy(questions, ear),
@@ -142,9 +146,19 @@ def content_word_accuracy(references: list[str], transcripts: list[str]) -> floa
     return _mean(hits)
 
 
-def _word_error_rate(examples, transcripts: list[str]) -> float:
-    references = [normalize_text(e.question) for e in examples]
-    return round(float(jiwer.wer(references, [normalize_text(t) for t in transcripts])), 4)
+def voice_sets(count: int) -> dict[str, list[str]]:
+    """The voices `count` questions are spoken in, per set: the training voices in turn, and one never heard in
+    training."""
+    return {
+        "training_voices": [TRAIN_VOICES[i % len(TRAIN_VOICES)] for i in range(count)],
+        "unseen_voice": [HELD_OUT_VOICE] * count,
+    }
+
+
+def word_error_rate(references: list[str], transcripts: list[str]) -> float:
+    """Share of the references' words the transcripts get wrong, case and punctuation aside."""
+    normalized = [normalize_text(t) for t in references]
+    return float(jiwer.wer(normalized, [normalize_text(t) for t in transcripts]))
 
 
 def _mean(flags) -> float:
