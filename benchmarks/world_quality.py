@@ -1,7 +1,7 @@
 """The autoregressive world model's quality, with and without its diffusion decoder, in one run.
 
     OMP_NUM_THREADS=1 python benchmarks/world_quality.py [--model FOLDER] [--clips 16] [--frames 8] [--prompts]
-        [--reader THEWORLD_FOLDER]
+        [--reader THEWORLD_FOLDER] [--split test|val]
     OMP_NUM_THREADS=1 python benchmarks/world_quality.py --picture docs/predict1-side-by-side.png
     OMP_NUM_THREADS=1 python benchmarks/world_quality.py --prompts-picture docs/text2world-prompts.png
     OMP_NUM_THREADS=1 python benchmarks/world_quality.py [--model FOLDER] --first-frame
@@ -16,10 +16,12 @@ prints, for the model decoding with its diffusion decoder and with its tokenizer
   (`theworld.evaluation.world_physics.trajectory_error`), greedy and top_p 0.8 (seeds 0 and 1), against copying
   the last frame.
 With `--prompts`, also text2world prompt following (`theworld.evaluation.world_objects.prompt_following`), with
-the prompt, without it, and with classifier-free guidance on it. `--picture` writes one clip side by side instead;
-`--prompts-picture` the first frames text2world makes from held-out captions. `--first-frame` measures only the
-text-to-frame model: the named objects read in text2world's drawn frame, 32 held-out captions, seeds 0 / 1, at
-guidance 2, 3 and 5 (to compare text-to-frame models quickly), then in each of text2world's first 4 frames.
+the prompt, without it, and with classifier-free guidance on it. All of it on the test split's clips and captions,
+or with `--split val` on the validation split's (to choose between models without looking at test). `--picture`
+writes one clip side by side instead; `--prompts-picture` the first frames text2world makes from held-out
+captions. `--first-frame` measures only the text-to-frame model: the named objects read in text2world's drawn
+frame, 32 held-out captions, seeds 0 / 1, at guidance 2, 3 and 5 (to compare text-to-frame models quickly), then
+in each of text2world's first 4 frames.
 """
 
 import argparse
@@ -52,12 +54,19 @@ def _share(counts: list[tuple[int, int]] | np.ndarray) -> float:
     return sum(k for k, _ in counts) / max(sum(t for _, t in counts), 1)
 
 
-def report(model_folder: str | None, clips: int, frames: int, prompts: bool = False, reader: str | None = None) -> None:
+def report(
+    model_folder: str | None,
+    clips: int,
+    frames: int,
+    prompts: bool = False,
+    reader: str | None = None,
+    split: str = "test",
+) -> None:
     model = AutoregressiveWorldModel.from_pretrained(model_folder or shipped_checkpoint())
     reading = ObjectReading(reader)
     decoders = [("tokenizer's decoder", False)] + ([("diffusion decoder", True)] if model.diffusion_decoder else [])
-    held_out = [simulate(seed, frames + 1) for seed in split_seeds("test", clips)]
-    print(f"threads {torch.get_num_threads()}, {clips} held-out clips, {frames} frames each")
+    held_out = [simulate(seed, frames + 1) for seed in split_seeds(split, clips)]
+    print(f"threads {torch.get_num_threads()}, {clips} held-out clips ({split} split), {frames} frames each")
     truth = [(reading.kept(c.frames[1:], c.states[1:]), objects_kept(c.frames[1:], c.states[1:])) for c in held_out]
     reader, pixels = _share([r for r, _ in truth]), _share([p for _, p in truth])
     print(f"simulator's frames: kept (reader) {reader:.1%}, pixels {pixels:.1%}")
@@ -87,7 +96,8 @@ def report(model_folder: str | None, clips: int, frames: int, prompts: bool = Fa
         print(f"{frames} generated frames after frame 0, kept: " + ", ".join(kept))
         errors = {}
         for name, options in DECODINGS.items():
-            result = trajectory_error(lambda seen, n, o=options: model.predict(seen, n, **{"seed": 0, **o}), 16)
+            predict = lambda seen, n, o=options: model.predict(seen, n, **{"seed": 0, **o})  # noqa: E731
+            result = trajectory_error(predict, 16, split=split)
             errors[name] = float(np.mean(result.model))
         print(
             "centroid error (px, 16 clips, 4 steps after 2 frames): "
@@ -96,7 +106,9 @@ def report(model_folder: str | None, clips: int, frames: int, prompts: bool = Fa
         )
         if prompts:
             for name, options in (("top_p 0.8", {}), ("top_p 0.8, guidance 3", dict(guidance=3.0))):
-                following = [prompt_following(model, reading, 16, seed=s, top_p=0.8, **options) for s in (0, 1)]
+                following = [
+                    prompt_following(model, reading, 16, seed=s, split=split, top_p=0.8, **options) for s in (0, 1)
+                ]
                 print(
                     f"text2world ({name}), named objects read in the first 2 frames, seeds 0 / 1: "
                     + ", ".join(f"{key} {following[0][key]:.1%} / {following[1][key]:.1%}" for key in following[0])
@@ -188,6 +200,7 @@ if __name__ == "__main__":
     parser.add_argument("--picture", default=None, help="Write the side-by-side PNG of one clip here instead.")
     parser.add_argument("--prompts-picture", default=None, help="Write text2world's frames for held-out captions.")
     parser.add_argument("--first-frame", action="store_true", help="Only the text-to-frame model's prompt following.")
+    parser.add_argument("--split", choices=("test", "val"), default="test", help="The clips and captions measured.")
     args = parser.parse_args()
     if args.picture:
         side_by_side(args.model, args.picture, args.frames)
@@ -196,4 +209,4 @@ if __name__ == "__main__":
     elif args.first_frame:
         first_frame_following(args.model, reader=args.reader)
     else:
-        report(args.model, args.clips, args.frames, args.prompts, args.reader)
+        report(args.model, args.clips, args.frames, args.prompts, args.reader, args.split)

@@ -15,12 +15,20 @@ from theworld.evaluation.world_physics import trajectory_error
 from theworld.media import decode_video, to_model_range
 from theworld.toyworld import simulate, split_seeds
 from theworld.training.recipe import run_stage
-from theworld.training.world_ar import WORLD_AR_SETTINGS, WorldARSettings, train_world_ar
+from theworld.training.world_ar import (
+    WORLD_AR_SETTINGS,
+    WorldARSettings,
+    _corrupt_context,
+    _windows,
+    caption_words,
+    train_world_ar,
+)
 from theworld.training.world_ar_decoder import DECODER_SETTINGS, train_decoder
 from theworld.training.world_ar_text import TEXT_TO_FRAME_SETTINGS
 from theworld.world import WorldRequest, get_backend
 from theworld.world.autoregressive import (
     AutoregressiveWorldModel,
+    TokenLayout,
     VideoTokenizer,
     load_backend,
     shipped_checkpoint,
@@ -257,6 +265,28 @@ def test_refine_pass_trains_on_captions_and_first_frames(tmp_path):
     metrics = train_world_ar(tmp_path / "ar", settings)
     assert np.isfinite(metrics["refine_loss"])
     assert AutoregressiveWorldModel.from_pretrained(tmp_path / "ar").layout.words
+
+
+def test_context_noise_replaces_context_codes_only_and_leaves_labels_true():
+    """Exposure-bias training: a share of each window's frame codes (up to `context_noise`) is replaced by random
+    codes; the caption, the specials and the labels (the true codes to predict) are kept."""
+    import random
+
+    layout = TokenLayout(1000, 64, 64, 6, tuple(caption_words()))
+    codes = torch.randint(1000, (4, 12, 8, 8), generator=torch.Generator().manual_seed(0))
+    captions = [["a large red ball moving right."] * 12] * 4
+    settings = dataclasses.replace(WORLD_AR_SETTINGS["full"], transformer_batch=64, context_noise=0.4)
+    ids, mask, labels = _windows(codes, captions, layout, settings, random.Random(0))
+    noisy = _corrupt_context(ids, layout, settings, torch.Generator().manual_seed(0))
+    is_code = ids < layout.num_codes
+    changed = noisy != ids
+    assert not changed[~is_code].any() and noisy.shape == ids.shape
+    assert 0.15 < changed[is_code].float().mean() < 0.25  # E[U(0, 0.4)] = 0.2 of the codes
+    per_row = changed.sum(1).float() / is_code.sum(1)
+    assert per_row.min() < 0.05 and per_row.max() > 0.3  # the share is drawn per window
+    assert torch.equal(labels[labels != -100], ids[labels != -100])  # labels are the true codes
+    unchanged = dataclasses.replace(settings, context_noise=0.0)
+    assert torch.equal(_corrupt_context(ids, layout, unchanged, torch.Generator()), ids)
 
 
 @pytest.fixture(scope="module")

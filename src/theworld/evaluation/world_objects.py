@@ -89,23 +89,24 @@ class ObjectReading:
 
 
 def prompt_following(
-    model, reading: ObjectReading, clips: int = 16, frames: int = 2, seed: int = 0, **decoding
+    model, reading: ObjectReading, clips: int = 16, frames: int = 2, seed: int = 0, split: str = "test", **decoding
 ) -> dict:
     """Text2world from held-out captions ("a large red ball moving right, ..."): the share of named objects read, in
     their colour and kind, in each of the first `frames` generated frames; and the same objects' share when the
     prompt is left out (what the model makes anyway: a random scene from a text-to-frame model, else whatever the
-    transformer draws from nothing). `decoding` goes to `model.predict` (top_p, temperature, guidance...)."""
-    counts = prompt_following_by_shapes(model, reading, clips, frames, seed, **decoding)
+    transformer draws from nothing). The captions are `split`'s clips ("val" to choose between models, "test" to
+    report). `decoding` goes to `model.predict` (top_p, temperature, guidance...)."""
+    counts = prompt_following_by_shapes(model, reading, clips, frames, seed, split, **decoding)
     return {key: float(np.divide(*sum(by.values()).sum(0))) for key, by in counts.items()}
 
 
 def prompt_following_by_shapes(
-    model, reading: ObjectReading, clips: int = 16, frames: int = 2, seed: int = 0, **decoding
+    model, reading: ObjectReading, clips: int = 16, frames: int = 2, seed: int = 0, split: str = "test", **decoding
 ) -> dict[str, dict[int, np.ndarray]]:
     """`prompt_following`'s counts, split by how many shapes the caption names and by frame: {"prompt" | "no
     prompt": {shapes named: (frames, 2) array of (objects read, objects named) in each generated frame}}."""
     named: dict[str, dict[int, np.ndarray]] = {"prompt": {}, "no prompt": {}}
-    for clip_seed in split_seeds("test", clips):
+    for clip_seed in split_seeds(split, clips):
         clip = simulate(clip_seed, 1)
         prompt, shapes = caption(clip, 0), len(clip.states[0])
         for key, text in (("prompt", prompt), ("no prompt", None)):

@@ -74,14 +74,16 @@ def trajectory_error(
     context: int = 2,
     steps: int = 4,
     first: int = 4,
+    split: str = "test",
 ) -> TrajectoryReport:
-    """Score `predict(context_frames, steps) -> frames` on the first `num_clips` test clips.
+    """Score `predict(context_frames, steps) -> frames` on the first `num_clips` clips of `split` ("val" to choose
+    between models, "test" to report).
 
     Frames `first - context .. first - 1` are the context; frames `first .. first + steps - 1` are scored.
     """
     model, copy, true = [[] for _ in range(steps)], [[] for _ in range(steps)], [[] for _ in range(steps)]
     found = total = 0
-    for seed in split_seeds("test", num_clips):
+    for seed in split_seeds(split, num_clips):
         clip = simulate(seed, first + steps)
         seen, truth = clip.frames[first - context : first], clip.states[first:]
         predicted = predict(seen, steps)

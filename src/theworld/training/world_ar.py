@@ -68,6 +68,10 @@ class WorldARSettings:
     refine_lr: float = 1e-3
     refine_text_share: float = 0.5
     text_frames: int = 2
+    # Exposure bias: generating, the transformer reads its own imperfect frames, while training it reads true ones.
+    # Each training window has a share of its context codes, drawn from U[0, context_noise], replaced by random
+    # codes (the labels stay the true codes), so it learns to continue a frame that is partly wrong.
+    context_noise: float = 0.0
     hidden: int = 128
     layers: int = 4
     seed: int = 0
@@ -169,6 +173,18 @@ def _windows(
     return ids, (ids != pad).long(), labels
 
 
+def _corrupt_context(
+    ids: torch.Tensor, layout: TokenLayout, settings: WorldARSettings, generator: torch.Generator
+) -> torch.Tensor:
+    """`ids` with a share of each row's frame codes, drawn from U[0, `settings.context_noise`], replaced by random
+    codes; text and special tokens are kept. A separate generator, so the windows drawn do not depend on it."""
+    if not settings.context_noise:
+        return ids
+    share = torch.rand(len(ids), 1, generator=generator) * settings.context_noise
+    replaced = (ids < layout.num_codes) & (torch.rand(ids.shape, generator=generator) < share)
+    return torch.where(replaced, torch.randint(layout.num_codes, ids.shape, generator=generator), ids)
+
+
 def _train_transformer(
     codes: torch.Tensor, captions: list[list[str]], layout: TokenLayout, settings: WorldARSettings
 ) -> tuple[LlamaForCausalLM, float]:
@@ -176,10 +192,12 @@ def _train_transformer(
     torch.manual_seed(settings.seed)
     model = LlamaForCausalLM(transformer_config(layout, settings.hidden, settings.layers))
     rng = random.Random(settings.seed)
+    noise = torch.Generator().manual_seed(settings.seed + 2)
     model.train()
 
     def step_loss() -> tuple[torch.Tensor, float]:
         ids, mask, labels = _windows(codes, captions, layout, settings, rng)
+        ids = _corrupt_context(ids, layout, settings, noise)
         loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
         return loss, loss.item()
 
@@ -217,6 +235,7 @@ def refine_transformer(
     """The second pass (`WorldARSettings.refine_steps`): windows as in the first, and captions followed by the
     first frames they describe. Trains `model` in place; returns the last loss."""
     rng = random.Random(settings.seed + 1)
+    noise = torch.Generator().manual_seed(settings.seed + 3)
     model.train()
 
     def step_loss() -> tuple[torch.Tensor, float]:
@@ -234,6 +253,7 @@ def refine_transformer(
             ids[row], mask[row], labels[row] = layout.special("[PAD]"), 0, -100
             ids[row, : len(seq)], mask[row, : len(seq)] = torch.tensor(seq), 1
             labels[row, : len(target)] = torch.tensor(target)
+        ids = _corrupt_context(ids, layout, settings, noise)
         loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
         return loss, loss.item()
 
