@@ -3,9 +3,9 @@
     OMP_NUM_THREADS=1 theworld train world-ar --output-dir DIR
 
 Both parts train on `optimize`, the loop every stage shares, with a warm-up-then-cosine learning rate. Seeded end
-to end: the same settings give the same checkpoint, and the full settings produce the shipped
-`theworld/data/toyworld-ar`. The stage writes its own folder (the autoregressive world model's format, not
-TheWorld's), so `train all` does not run it.
+to end: the same settings give the same checkpoint on the same machine and library versions, and the full settings
+are the ones the shipped `theworld/data/toyworld-ar` was trained with. The stage writes its own folder (the
+autoregressive world model's format, not TheWorld's), so `train all` does not run it.
 
 The model learns ToyWorld's caption words through its `TokenLayout` (saved in `world_model.json`); `caption_words`
 lists them here, where ToyWorld may be imported.
@@ -71,7 +71,7 @@ class WorldARSettings:
     # Exposure bias: generating, the transformer reads its own imperfect frames, while training it reads true ones.
     # Each training window has a share of its context codes, drawn from U[0, context_noise], replaced by random
     # codes (the labels stay the true codes), so it learns to continue a frame that is partly wrong.
-    context_noise: float = 0.0
+    context_noise: float = 0.2
     hidden: int = 128
     layers: int = 4
     seed: int = 0
