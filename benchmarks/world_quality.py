@@ -17,11 +17,11 @@ prints, for the model decoding with its diffusion decoder and with its tokenizer
   the last frame.
 With `--prompts`, also text2world prompt following (`theworld.evaluation.world_objects.prompt_following`), with
 the prompt, without it, and with classifier-free guidance on it. All of it on the test split's clips and captions,
-or with `--split val` on the validation split's (to choose between models without looking at test). `--picture`
-writes one clip side by side instead; `--prompts-picture` the first frames text2world makes from held-out
-captions. `--first-frame` measures only the text-to-frame model: the named objects read in text2world's drawn
-frame, 32 held-out captions, seeds 0 / 1, at guidance 2, 3 and 5 (to compare text-to-frame models quickly), then
-in each of text2world's first 4 frames.
+or with `--split val` on the validation split's (to choose between models without looking at test; `--first-frame`
+too). `--picture` writes one clip side by side instead; `--prompts-picture` the first frames text2world makes from
+held-out captions. `--first-frame` measures only the text-to-frame model: the named objects read in text2world's
+drawn frame, 32 held-out captions, seeds 0 / 1, at guidance 2, 3 and 5 (to compare text-to-frame models quickly),
+then in each of text2world's first 4 frames.
 """
 
 import argparse
@@ -115,14 +115,17 @@ def report(
                 )
 
 
-def first_frame_following(model_folder: str | None, captions: int = 32, reader: str | None = None) -> None:
+def first_frame_following(
+    model_folder: str | None, captions: int = 32, reader: str | None = None, split: str = "test"
+) -> None:
     model, reading = (
         AutoregressiveWorldModel.from_pretrained(model_folder or shipped_checkpoint()),
         ObjectReading(reader),
     )
     for guidance in (2.0, 3.0, 5.0):
         counts = [
-            prompt_following_by_shapes(model, reading, captions, 1, s, top_p=0.8, guidance=guidance) for s in (0, 1)
+            prompt_following_by_shapes(model, reading, captions, 1, s, split, top_p=0.8, guidance=guidance)
+            for s in (0, 1)
         ]
         print(
             f"text2world's drawn frame, guidance {guidance:g}, named objects read, seeds 0 / 1: " + ", ".join(
@@ -136,7 +139,7 @@ def first_frame_following(model_folder: str | None, captions: int = 32, reader: 
                 f"{n}: {_share(c):.1%} of {c[:, 1].sum()}" for n, c in by_shapes.items()
             ))  # fmt: skip
     # What the transformer keeps of the drawn frame: the same objects read in each of text2world's first 4 frames
-    per_frame = [prompt_following_by_shapes(model, reading, 16, 4, s, top_p=0.8) for s in (0, 1)]
+    per_frame = [prompt_following_by_shapes(model, reading, 16, 4, s, split, top_p=0.8) for s in (0, 1)]
     for key in per_frame[0]:
         by_frame = [sum(seed[key].values()) for seed in per_frame]  # (4, 2) counts per seed
         print(f"text2world's frames 1-4 (16 captions, top_p 0.8), {key}, named objects read, seeds 0 / 1: " + ", ".join(
@@ -207,6 +210,6 @@ if __name__ == "__main__":
     elif args.prompts_picture:
         prompt_sheet(args.model, args.prompts_picture)
     elif args.first_frame:
-        first_frame_following(args.model, reader=args.reader)
+        first_frame_following(args.model, reader=args.reader, split=args.split)
     else:
         report(args.model, args.clips, args.frames, args.prompts, args.reader, args.split)
